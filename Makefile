@@ -1,0 +1,31 @@
+# The README's two commands: `make run` (set up + default study) and `make test` (set up + tests).
+PYTHON ?= python3
+VENV := .venv
+INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+CONFIG ?= config/config.yaml
+
+.PHONY: setup run test dry-run benchmark clean
+
+setup: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: $(INSTALLED)
+	$(VENV)/bin/snakemake --cores all --configfile $(CONFIG)
+
+test: $(INSTALLED)
+	$(VENV)/bin/python -m pytest
+
+dry-run: $(INSTALLED)
+	$(VENV)/bin/snakemake -n --configfile $(CONFIG)
+
+benchmark: $(INSTALLED)
+	$(VENV)/bin/python benchmarks/dag_walltime.py
+
+clean:
+	rm -rf results/*/ .snakemake

@@ -1,0 +1,24 @@
+# Alignment methods benchmark: one DAG from data to comparison tables. Wiring only; see workflow/rules/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The default study unless --configfile names others (study configs are complete, not overlays).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/judge.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

@@ -1,0 +1,103 @@
+"""The method registry: a config name maps to a module that registered itself with ``@register_method``.
+
+A method module declares what it needs, so the generic `train` rule knows its inputs without importing torch:
+
+    @register_method("dpo", family="paired", data=("prefs",), needs_reference_model=True)
+    def train(ctx: TrainContext) -> TrainResult: ...
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+# Data a method may ask for, by the data stage's file key (see world/data.py OUTPUTS).
+DATA_KINDS = ("sft", "prefs", "kto", "online_prompts")
+FAMILIES = ("sft", "paired", "unpaired", "online")
+
+
+@dataclass
+class TrainContext:
+    """Everything a method's train function receives."""
+
+    method: str                      # the config name (e.g. "ipo"), not the module name
+    block: dict[str, Any]            # the method's config block (module, trainer hyperparameters, ...)
+    policy: Path                     # where training starts: the SFT checkpoint (the base model for SFT itself)
+    reference: Path                  # the fixed reference: the SFT checkpoint
+    data: dict[str, Path]            # data kind -> JSONL file, for the kinds the method declared
+    reward_model: Path | None        # the Bradley-Terry reward model, when declared
+    out_dir: Path
+    seed: int
+
+
+@dataclass
+class TrainResult:
+    """What a method hands back; the caller saves it with provenance."""
+
+    model: Any
+    tokenizer: Any
+    tokens_seen: int
+    plan: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+TrainFn = Callable[[TrainContext], TrainResult]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    family: str
+    data: tuple[str, ...]
+    train: TrainFn
+    needs_reference_model: bool = False
+    needs_reward_model: bool = False
+    needs_generation: bool = False
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register_method(name: str, *, family: str, data: tuple[str, ...], needs_reference_model: bool = False,
+                    needs_reward_model: bool = False, needs_generation: bool = False) -> Callable[[TrainFn], TrainFn]:
+    if family not in FAMILIES:
+        raise ValueError(f"method {name!r}: family {family!r} is not one of {FAMILIES}")
+    unknown = set(data) - set(DATA_KINDS)
+    if unknown:
+        raise ValueError(f"method {name!r}: unknown data kinds {sorted(unknown)}; expected some of {DATA_KINDS}")
+
+    def decorator(fn: TrainFn) -> TrainFn:
+        if name in _REGISTRY:
+            raise ValueError(f"method {name!r} is already registered (by {_REGISTRY[name].train.__module__})")
+        _REGISTRY[name] = MethodSpec(name, family, tuple(data), fn, needs_reference_model, needs_reward_model,
+                                     needs_generation)
+        return fn
+
+    return decorator
+
+
+def registered() -> dict[str, MethodSpec]:
+    """Import every module of methods/ and return all registered methods (slow: for listings and errors)."""
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        importlib.import_module(f"methods.{info.name}")
+    return dict(_REGISTRY)
+
+
+def get_method(module: str) -> MethodSpec:
+    """The method registered by ``methods/<module>.py`` (imports only that module, which is light)."""
+    if module not in _REGISTRY:
+        try:
+            importlib.import_module(f"methods.{module}")
+        except ModuleNotFoundError as err:
+            if err.name != f"methods.{module}":
+                raise
+    if module not in _REGISTRY:
+        methods = registered()
+        close = difflib.get_close_matches(module, methods, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise KeyError(f"unknown method {module!r}{hint}; registered methods: {sorted(methods)}")
+    return _REGISTRY[module]

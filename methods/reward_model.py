@@ -1,0 +1,83 @@
+"""The Bradley-Terry reward model (TRL RewardTrainer) from the SFT checkpoint, and a scorer that the online
+methods (iterative DPO, PPO, GRPO) share.
+
+    python -m methods.reward_model --block-json '{...}' --seed 0 --sft results/micro/models/sft \
+        --prefs results/micro/data/rm_prefs.jsonl --out-dir results/micro/models/reward_model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from pipeline.logs import get_logger
+from pipeline.cli import run
+
+log = get_logger("methods.reward_model")
+
+
+def train_reward_model(block: dict, *, seed: int, sft: Path, prefs: Path, out_dir: Path) -> dict:
+    from transformers import AutoModelForSequenceClassification
+    from trl import RewardConfig, RewardTrainer
+
+    from methods.common import device_plan, load_dataset_file, load_policy, save_checkpoint, trainer_tokens_seen, trl_config
+
+    started = time.time()
+    _, tokenizer = load_policy(sft)
+    model = AutoModelForSequenceClassification.from_pretrained(sft, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    plan = device_plan(block, "reward_model")
+    args = trl_config(RewardConfig, block["trainer"], plan=plan, out_dir=out_dir, seed=seed,
+                      where="reward_model.trainer")
+    trainer = RewardTrainer(model=model, args=args, train_dataset=load_dataset_file(prefs, "preference_row"),
+                            processing_class=tokenizer)
+    trainer.train()
+    return save_checkpoint(trainer.model, tokenizer, out_dir, stage="reward_model", config_block=block,
+                           parents={"policy": sft}, seed=seed, started=started,
+                           tokens_seen=trainer_tokens_seen(trainer), plan=plan,
+                           extra={"metrics": {"train_log": trainer.state.log_history}})
+
+
+class RewardScorer:
+    """Scalar Bradley-Terry rewards for (prompt messages, completion text) pairs, batched, no gradients."""
+
+    def __init__(self, path: str | Path, batch_size: int = 64, device: str | None = None):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer.padding_side = "right"
+        self.model = AutoModelForSequenceClassification.from_pretrained(path).to(self.device).eval()
+        self.batch_size = batch_size
+
+    def score(self, prompts: list[list[dict]], completions: list[str]) -> list[float]:
+        texts = [self.tokenizer.apply_chat_template(p + [{"role": "assistant", "content": c}], tokenize=False)
+                 for p, c in zip(prompts, completions)]
+        rewards: list[float] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
+                                   add_special_tokens=False).to(self.device)
+            with self.torch.no_grad():
+                rewards += self.model(**batch).logits[:, 0].float().tolist()
+        return rewards
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--block-json", required=True, help="the config's `reward_model` block as JSON")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--sft", type=Path, required=True)
+    parser.add_argument("--prefs", type=Path, required=True)
+    parser.add_argument("--out-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    record = train_reward_model(json.loads(args.block_json), seed=args.seed, sft=args.sft, prefs=args.prefs,
+                                out_dir=args.out_dir)
+    log.info("saved %s: %.1f s", args.out_dir, record["wall_time_s"])
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,24 @@
+"""SFT: supervised fine-tuning on chat conversations, loss on assistant tokens only (TRL SFTTrainer).
+
+It trains the one SFT checkpoint every other method starts from, and is itself a row of every table.
+"""
+
+from __future__ import annotations
+
+from methods.registry import TrainContext, TrainResult, register_method
+
+
+@register_method("sft", family="sft", data=("sft",))
+def train(ctx: TrainContext) -> TrainResult:
+    from trl import SFTConfig, SFTTrainer
+
+    from methods.common import device_plan, load_dataset_file, load_policy, trainer_tokens_seen, trl_config
+
+    model, tokenizer = load_policy(ctx.policy)
+    plan = device_plan(ctx.block, f"methods.{ctx.method}")
+    args = trl_config(SFTConfig, {"assistant_only_loss": True, **ctx.block["trainer"]}, plan=plan,
+                      out_dir=ctx.out_dir, seed=ctx.seed, where=f"{ctx.method}.trainer")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=load_dataset_file(ctx.data["sft"], "sft_row"),
+                         processing_class=tokenizer)
+    trainer.train()
+    return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan)

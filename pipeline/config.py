@@ -1,0 +1,52 @@
+"""Config validation before any job runs: the JSON schema (workflow/schemas/config.schema.yaml), then the
+cross-references a schema cannot see. Every error names the config key and what was expected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.io import InputError, _validator
+
+
+class ConfigError(InputError):
+    pass
+
+
+def _key(path) -> str:
+    return ".".join(map(str, path)) or "(top level)"
+
+
+def check_config(config: dict[str, Any], source: str = "config") -> None:
+    errors = sorted(_validator("config").iter_errors(config), key=lambda e: list(e.path))
+    if errors:
+        # oneOf/if-then errors carry the precise sub-error in .context; report the deepest one.
+        error = errors[0]
+        while error.context:
+            error = sorted(error.context, key=lambda e: -len(e.path))[0]
+        raise ConfigError(f"{source}: key {_key(error.absolute_path)}: {error.message}")
+    _check_references(config, source)
+
+
+def _check_references(config: dict, source: str) -> None:
+    from methods.registry import get_method
+
+    if "hub_id" not in config["base"] and "world" not in config:
+        raise ConfigError(f"{source}: key world: required when base has no hub_id (the micro world builds the data)")
+    for name, block in {"sft": config["sft"], **config["methods"]}.items():
+        module = block.get("module", name)
+        where = "sft" if name == "sft" else f"methods.{name}"
+        try:
+            spec = get_method(module)
+        except KeyError as err:
+            raise ConfigError(f"{source}: key {where}.module: {err.args[0]}") from None
+        if name == "sft" and spec.family != "sft":
+            raise ConfigError(f"{source}: key sft.module: {module!r} is a {spec.family} method, expected an sft one")
+    for suite, block in config["evals"].items():
+        if block["judge"] not in config["judges"]:
+            raise ConfigError(f"{source}: key evals.{suite}.judge: {block['judge']!r} is not a key of judges "
+                              f"({sorted(config['judges'])})")
+
+
+def models(config: dict) -> list[str]:
+    """Every model that lands in the tables: the SFT checkpoint, then each configured method."""
+    return ["sft", *config["methods"]]

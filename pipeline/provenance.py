@@ -1,0 +1,79 @@
+"""provenance.json for every checkpoint: what produced it, from what, with which code and libraries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pipeline.io import read_json, write_json
+
+LIBRARIES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "lm_eval", "vllm")
+PROVENANCE = "provenance.json"
+
+
+def config_hash(block: Any) -> str:
+    return hashlib.sha256(json.dumps(block, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def checkpoint_hash(folder: str | Path) -> str:
+    """sha256 over every file of a checkpoint folder (names and bytes), provenance.json excluded."""
+    digest = hashlib.sha256()
+    folder = Path(folder)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != PROVENANCE):
+        digest.update(str(path.relative_to(folder)).encode())
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def read_provenance(folder: str | Path) -> dict:
+    return read_json(Path(folder) / PROVENANCE, schema="provenance")
+
+
+def write_provenance(folder: str | Path, *, stage: str, config_block: Any, parents: dict[str, str | Path],
+                     seed: int, wall_time_s: float, tokens_seen: int, compute: dict, extra: dict | None = None) -> dict:
+    """Hash the finished checkpoint and record where it came from; parents are other checkpoint folders."""
+    record = {
+        "stage": stage,
+        "checkpoint_hash": checkpoint_hash(folder),
+        "config_hash": config_hash(config_block),
+        "config": config_block,
+        "parents": {role: {"path": str(path), "checkpoint_hash": read_provenance(path)["checkpoint_hash"]}
+                    for role, path in parents.items()},
+        "git_commit": git_commit(),
+        "libraries": library_versions(),
+        "seed": seed,
+        "wall_time_s": round(wall_time_s, 3),
+        "tokens_seen": int(tokens_seen),
+        "compute": compute,
+        **(extra or {}),
+    }
+    write_json(Path(folder) / PROVENANCE, record, schema="provenance")
+    return record

@@ -1,0 +1,39 @@
+# Validation, paths and input functions shared by every rule file.
+import json
+import sys
+
+from pipeline.config import check_config, models
+
+check_config(config, source="config (after --configfile/--config overrides)")
+
+STUDY = config["study"]
+R = f"results/{STUDY}"
+PYTHON = sys.executable  # the interpreter running Snakemake: the project's environment, also in cluster jobs
+MODELS = models(config)
+SUITES = list(config["evals"])
+
+wildcard_constraints:
+    model="|".join(MODELS),
+    method="|".join(config["methods"]) or "NO_METHOD",
+    suite="|".join(SUITES),
+
+
+def as_json(obj):
+    return json.dumps(obj, sort_keys=True)
+
+
+def log_path(rule_name, pattern=""):
+    return f"{R}/logs/{rule_name}/{pattern or 'all'}.log"
+
+
+def benchmark_path(rule_name, pattern=""):
+    return f"{R}/benchmarks/{rule_name}/{pattern or 'all'}.tsv"
+
+
+def checkpoint_done(model):
+    """A checkpoint folder is complete once its provenance.json is written (last, after the weights)."""
+    return f"{R}/models/{model}/provenance.json"
+
+
+def final_targets():
+    return [f"{R}/tables/methods.md", f"{R}/tables/methods.csv", checkpoint_done("reward_model")]

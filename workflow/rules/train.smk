@@ -1,0 +1,105 @@
+# Training: the base model, the one SFT checkpoint, and every method from it (generic, via the registry).
+from methods.registry import get_method
+
+
+rule base:
+    input:
+        pretrain=data_file("pretrain"),
+        sft=data_file("sft"),
+    output:
+        checkpoint_done("base"),
+    params:
+        block=as_json(config["base"]),
+        out_dir=f"{R}/models/base",
+    threads: 2
+    log:
+        log_path("base"),
+    benchmark:
+        benchmark_path("base")
+    shell:
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.base_model --config-json {params.block:q} --seed {config[seed]} "
+        "--pretrain-data {input.pretrain} --sft-data {input.sft} --out-dir {params.out_dir} 2> {log:q}"
+
+
+rule sft:
+    input:
+        base=checkpoint_done("base"),
+        sft=data_file("sft"),
+    output:
+        checkpoint_done("sft"),
+    params:
+        block=as_json(config["sft"]),
+        base=f"{R}/models/base",
+        out_dir=f"{R}/models/sft",
+    threads: 2
+    log:
+        log_path("sft"),
+    benchmark:
+        benchmark_path("sft")
+    shell:
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.train --method sft --block-json {params.block:q} --seed {config[seed]} "
+        "--policy {params.base} --reference {params.base} --data sft={input.sft} "
+        "--out-dir {params.out_dir} 2> {log:q}"
+
+
+def method_spec(wildcards):
+    block = config["methods"][wildcards.method]
+    return get_method(block.get("module", wildcards.method))
+
+
+def method_data(wildcards):
+    return {kind: data_file(kind) for kind in method_spec(wildcards).data}
+
+
+def method_inputs(wildcards):
+    inputs = {"sft": checkpoint_done("sft"), **method_data(wildcards)}
+    if method_spec(wildcards).needs_reward_model:
+        inputs["reward_model"] = checkpoint_done("reward_model")
+    return inputs
+
+
+def method_args(wildcards):
+    data = " ".join(f"{kind}={path}" for kind, path in method_data(wildcards).items())
+    reward = f"--reward-model {R}/models/reward_model" if method_spec(wildcards).needs_reward_model else ""
+    return f"--data {data} {reward}"
+
+
+rule train:
+    input:
+        unpack(method_inputs),
+    output:
+        checkpoint_done("{method}"),
+    params:
+        block=lambda w: as_json(config["methods"][w.method]),
+        args=method_args,
+        sft=f"{R}/models/sft",
+        out_dir=f"{R}/models/{{method}}",
+    threads: 1
+    log:
+        log_path("train", "{method}"),
+    benchmark:
+        benchmark_path("train", "{method}")
+    shell:
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.train --method {wildcards.method} --block-json {params.block:q} "
+        "--seed {config[seed]} --policy {params.sft} --reference {params.sft} {params.args} "
+        "--out-dir {params.out_dir} 2> {log:q}"
+
+
+rule reward_model:
+    input:
+        sft=checkpoint_done("sft"),
+        prefs=data_file("rm_prefs"),
+    output:
+        checkpoint_done("reward_model"),
+    params:
+        block=as_json(config["reward_model"]),
+        sft=f"{R}/models/sft",
+        out_dir=f"{R}/models/reward_model",
+    threads: 1
+    log:
+        log_path("reward_model"),
+    benchmark:
+        benchmark_path("reward_model")
+    shell:
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.reward_model --block-json {params.block:q} "
+        "--seed {config[seed]} --sft {params.sft} --prefs {input.prefs} --out-dir {params.out_dir} 2> {log:q}"
