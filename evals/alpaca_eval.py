@@ -31,15 +31,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-import sklearn
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-from sklearn.metrics import make_scorer
-from sklearn.model_selection import GroupKFold
 
 from evals.judges.base import JudgeRequest, JudgeResponse
+
+if TYPE_CHECKING:  # scipy and scikit-learn load inside the fits: judging needs neither (~1.5 s of imports)
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
 
 UPSTREAM_REPO = "tatsu-lab/alpaca_eval"
 UPSTREAM_VERSION = "0.6.6"
@@ -338,6 +339,12 @@ def fit_soft_logistic(
     chosen by ``LogisticRegressionCV`` over ``Cs`` with ``GroupKFold`` (both copies of a row in one fold) scored by
     the soft log loss; with ``n_splits == 0`` a plain fit at ``C``. liblinear, no intercept, as upstream.
     """
+    import scipy.sparse as sp
+    import sklearn
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.metrics import make_scorer
+    from sklearn.model_selection import GroupKFold
+
     n = X.shape[0]
     X_dup = sp.vstack([X, X], format="csr") if sp.issparse(X) else np.vstack([X, X])
     y = np.r_[np.ones(n), np.zeros(n)]
@@ -557,6 +564,8 @@ def length_controlled_win_rate(
 
 def _one_hot(codes: np.ndarray, n_levels: int) -> sp.csr_matrix:
     """Sparse one-hot matrix of integer codes."""
+    import scipy.sparse as sp
+
     rows = np.arange(len(codes))
     return sp.csr_matrix((np.ones(len(codes)), (rows, codes)), shape=(len(codes), n_levels))
 
@@ -569,6 +578,8 @@ def joint_design(annotations: pd.DataFrame) -> tuple[sp.csr_matrix, list[str], l
 
     Returns (sparse X, column names, instruction levels in column order, the reference first).
     """
+    import scipy.sparse as sp
+
     models = sorted(annotations["generator_2"].astype(str).unique())
     levels = sorted(annotations["instruction"].unique())
     model_codes = pd.Categorical(annotations["generator_2"].astype(str), categories=models).codes

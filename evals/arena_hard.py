@@ -31,8 +31,6 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import yaml
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 
 from evals.judges.base import JudgeRequest, JudgeResponse
 
@@ -353,6 +351,9 @@ def fit_bt(features: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
     Same objective as upstream ``fit_pairwise_model(loss_type="bt")`` (summed binary cross-entropy) and v0.1's
     ``compute_mle_elo`` (ties as one win + one loss): each row enters as a win weighted y and a loss weighted 1 - y.
     """
+    from sklearn.exceptions import ConvergenceWarning  # here, not at the top: judging needs no scikit-learn
+    from sklearn.linear_model import LogisticRegression
+
     active = np.flatnonzero(np.any(features != 0, axis=0))  # an all-zero column has no information: coefficient 0
     x = np.vstack([features[:, active], features[:, active]])
     y = np.concatenate([np.ones(len(outcomes)), np.zeros(len(outcomes))])

@@ -1,5 +1,9 @@
-"""Generation backends behind one call, ``generate(conversations) -> answers``: vLLM on GPU configs,
-transformers (batched, left padding) otherwise. vLLM is imported only when a config selects it."""
+"""Generation backends behind one call, ``generate(conversations, **overrides) -> answers``: vLLM on GPU configs,
+transformers (batched, left padding) otherwise. vLLM is imported only when a config selects it.
+
+``overrides`` are per-call sampling settings (``max_new_tokens``, ``temperature``, ``top_p``) over the backend's
+own (a suite's generation settings). ``run_academic(tasks, out_dir, ...)`` evaluates the same model through
+lm-eval (evals/academic.py): the transformers backend hands lm-eval the model it already loaded."""
 
 from __future__ import annotations
 
@@ -11,8 +15,20 @@ from pipeline.logs import get_logger
 log = get_logger("evals.backends")
 
 
+SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_p")
+
+
 class Backend(Protocol):
-    def generate(self, conversations: list[list[dict]]) -> list[str]: ...
+    def generate(self, conversations: list[list[dict]], **overrides) -> list[str]: ...
+
+    def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
+                     limit: int | float | None, random_seed: int) -> dict: ...
+
+
+def check_overrides(overrides: dict) -> None:
+    unknown = set(overrides) - set(SAMPLING_KEYS)
+    if unknown:
+        raise ValueError(f"generation overrides {sorted(unknown)} are not among {SAMPLING_KEYS}")
 
 
 class TransformersBackend:
@@ -31,28 +47,40 @@ class TransformersBackend:
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
 
-    def generate(self, conversations: list[list[dict]]) -> list[str]:
+    def generate(self, conversations: list[list[dict]], **overrides) -> list[str]:
         from tqdm import tqdm
 
+        check_overrides(overrides)
+        max_new_tokens = overrides.get("max_new_tokens", self.max_new_tokens)
+        temperature = overrides.get("temperature", self.temperature)
+        top_p = overrides.get("top_p", self.top_p)
         self.torch.manual_seed(self.seed)
         prompts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
                    for c in conversations]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         answers: list[str] = [""] * len(prompts)
-        sampling = ({"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}
-                    if self.temperature > 0 else {"do_sample": False})
+        sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p}
+                    if temperature > 0 else {"do_sample": False})
         for start in tqdm(range(0, len(order), self.batch_size), desc="generate", unit="batch"):
             batch = order[start:start + self.batch_size]
             encoded = self.tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
                                      add_special_tokens=False).to(self.device)
             with self.torch.no_grad():
-                out = self.model.generate(**encoded, max_new_tokens=self.max_new_tokens,
+                out = self.model.generate(**encoded, max_new_tokens=max_new_tokens,
                                           pad_token_id=self.tokenizer.pad_token_id,
                                           eos_token_id=self.tokenizer.eos_token_id, **sampling)
             new_tokens = out[:, encoded["input_ids"].shape[1]:]
             for i, text in zip(batch, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
                 answers[i] = text.strip()
         return answers
+
+    def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
+                     limit: int | float | None, random_seed: int) -> dict:
+        """lm-eval on the model already in memory (one load serves generation and the academic suite)."""
+        from evals.academic import run_academic_with_model
+
+        return run_academic_with_model(self.model, self.tokenizer, tasks, out_dir, batch_size=batch_size,
+                                       model_name=model_name, limit=limit, random_seed=random_seed)
 
 
 class VLLMBackend:
@@ -62,12 +90,35 @@ class VLLMBackend:
                  top_p: float = 1.0, seed: int = 0, gpu_memory_utilization: float = 0.85):
         from vllm import LLM, SamplingParams
 
-        self.llm = LLM(model=str(model_dir), seed=seed, gpu_memory_utilization=gpu_memory_utilization)
-        self.sampling = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+        self.model_dir = str(model_dir)
+        self.gpu_memory_utilization = gpu_memory_utilization
+        self.llm = LLM(model=self.model_dir, seed=seed, gpu_memory_utilization=gpu_memory_utilization)
+        self.settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
+        self.seed = seed
+        self._sampling_params = SamplingParams
 
-    def generate(self, conversations: list[list[dict]]) -> list[str]:
-        outputs = self.llm.chat(conversations, self.sampling, use_tqdm=True)
+    def generate(self, conversations: list[list[dict]], **overrides) -> list[str]:
+        check_overrides(overrides)
+        s = {**self.settings, **overrides}
+        sampling = self._sampling_params(max_tokens=s["max_new_tokens"], temperature=s["temperature"],
+                                         top_p=s["top_p"], seed=self.seed)
+        outputs = self.llm.chat(conversations, sampling, use_tqdm=True)
         return [o.outputs[0].text.strip() for o in outputs]
+
+    def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
+                     limit: int | float | None, random_seed: int) -> dict:
+        """lm-eval's own vLLM model: it builds its engine from the folder, so the generation engine is released
+        first (lm-eval's VLLM wrapper takes no engine instance)."""
+        import gc
+
+        from evals.academic import run_academic_with_lm
+        from lm_eval.models.vllm_causallms import VLLM
+
+        del self.llm
+        gc.collect()
+        lm = VLLM(pretrained=self.model_dir, batch_size=batch_size, seed=random_seed,
+                  gpu_memory_utilization=self.gpu_memory_utilization)
+        return run_academic_with_lm(lm, tasks, out_dir, model_name=model_name, limit=limit, random_seed=random_seed)
 
 
 BACKENDS = {"transformers": TransformersBackend, "vllm": VLLMBackend}

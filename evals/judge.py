@@ -15,7 +15,7 @@ from pathlib import Path
 from evals.judges.base import Judge, JudgeRequest
 from pipeline.io import InputError, read_json, read_jsonl, write_jsonl
 from pipeline.logs import get_logger
-from pipeline.cli import run
+from pipeline.cli import entry_point
 
 log = get_logger("evals.judge")
 
@@ -90,4 +90,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    entry_point(main)

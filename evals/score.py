@@ -16,7 +16,7 @@ from pipeline.io import InputError, read_json, read_jsonl, write_json
 from pipeline.logs import get_logger
 from world.tasks import is_correct
 from world.truth import GoldReward
-from pipeline.cli import run
+from pipeline.cli import entry_point
 
 log = get_logger("evals.score")
 
@@ -42,6 +42,17 @@ def gold_metrics(answers: list[tuple[str, str, str]], gold_reward: GoldReward) -
     return out
 
 
+def trivial_baseline_accuracy(items: list[dict]) -> float:
+    """Accuracy (%) of the best constant answer per family: what a model that ignores the question can reach."""
+    from collections import Counter
+
+    by_family = defaultdict(list)
+    for item in items:
+        by_family[item["family"]].append(item["golds"][0])
+    best = sum(Counter(golds).most_common(1)[0][1] for golds in by_family.values())
+    return 100 * best / max(1, len(items))
+
+
 def score_alpaca_eval(judgments: list[dict], generations: list[dict], items: list[dict], world: dict | None,
                       model: str) -> dict:
     from evals import alpaca_eval as ae
@@ -59,6 +70,8 @@ def score_alpaca_eval(judgments: list[dict], generations: list[dict], items: lis
         triples = [(by_instruction[r["instruction"]]["family"], r["output"], by_instruction[r["instruction"]]["golds"][0])
                    for r in generations]
         metrics.update(gold_metrics(triples, GoldReward(**world["gold_reward"])))
+        suite_items = [by_instruction[r["instruction"]] for r in generations]
+        metrics["trivial_baseline_accuracy"] = metric(trivial_baseline_accuracy(suite_items), None, len(suite_items))
     return {"suite": "alpaca_eval", "model": model, "n": len(generations),
             "mean_length": sum(lengths) / max(1, len(lengths)), "metrics": metrics}
 
@@ -82,4 +95,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    entry_point(main)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline.io import read_jsonl
 from pipeline.logs import get_logger
-from pipeline.cli import run
+from pipeline.cli import entry_point
 
 log = get_logger("methods.base_model")
 
@@ -85,4 +85,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    entry_point(main)

@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 # Data a method may ask for, by the data stage's file key (see world/data.py OUTPUTS).
 DATA_KINDS = ("sft", "prefs", "kto", "online_prompts")
-FAMILIES = ("sft", "paired", "unpaired", "online")
+# "iterative": trained by its own rules over {iteration} (workflow/rules/iterative.smk), not the generic `train` rule.
+FAMILIES = ("sft", "paired", "unpaired", "online", "iterative")
 
 
 @dataclass
@@ -101,3 +102,25 @@ def get_method(module: str) -> MethodSpec:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise KeyError(f"unknown method {module!r}{hint}; registered methods: {sorted(methods)}")
     return _REGISTRY[module]
+
+
+# Config-time checks a method module may add (light: no torch), run by `check_block` before any job starts.
+_CONFIG_CHECKS: dict[str, Callable[[dict, str], None]] = {}
+
+
+def register_config_check(module: str) -> Callable[[Callable[[dict, str], None]], Callable[[dict, str], None]]:
+    """Register ``check(block, where)`` for methods/<module>.py; it raises ValueError naming the key (``where``...)."""
+
+    def decorator(fn: Callable[[dict, str], None]) -> Callable[[dict, str], None]:
+        _CONFIG_CHECKS[module] = fn
+        return fn
+
+    return decorator
+
+
+def check_block(module: str, block: dict, where: str) -> None:
+    """Run the config check methods/<module>.py registered, if any (after importing it through get_method)."""
+    get_method(module)
+    check = _CONFIG_CHECKS.get(module)
+    if check is not None:
+        check(block, where)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from pipeline.logs import get_logger
-from pipeline.cli import run
+from pipeline.cli import entry_point
 
 log = get_logger("methods.reward_model")
 
@@ -80,4 +80,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    entry_point(main)

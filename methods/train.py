@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.io import InputError
 from pipeline.logs import get_logger
-from pipeline.cli import run
+from pipeline.cli import entry_point
 
 log = get_logger("methods.train")
 
@@ -79,4 +79,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    entry_point(main)

@@ -15,7 +15,7 @@ import pandas as pd
 from pipeline.io import InputError, read_json, write_json, write_text
 from pipeline.logs import get_logger
 from pipeline.provenance import read_provenance
-from pipeline.cli import run
+from pipeline.cli import entry_point
 
 log = get_logger("pipeline.aggregate")
 
@@ -100,4 +100,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    entry_point(main)

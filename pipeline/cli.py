@@ -8,7 +8,7 @@ from typing import Callable
 from pipeline.io import InputError
 
 
-def run(main: Callable[[], None]) -> None:
+def entry_point(main: Callable[[], None]) -> None:
     try:
         main()
     except InputError as err:

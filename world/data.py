@@ -14,7 +14,7 @@ from pipeline.io import write_json, write_jsonl
 from pipeline.logs import get_logger
 from world.tasks import FAMILIES, Item, make_item
 from world.truth import BiasedPreference, GoldReward, sample_style, synthesize
-from pipeline.cli import run
+from pipeline.cli import entry_point
 
 log = get_logger("world.data")
 
@@ -28,6 +28,11 @@ OUTPUTS = {
     "online_prompts": "online_prompts.jsonl",
     "eval_items": "eval_items.jsonl",
     "alpaca_eval_baseline": "alpaca_eval_baseline.json",
+    "mt_bench_questions": "mt_bench_questions.jsonl",
+    "arena_hard_questions": "arena_hard_questions.jsonl",
+    "arena_hard_baseline": "arena_hard_baseline.jsonl",
+    "academic_gen": "academic_gen.jsonl",
+    "academic_mc": "academic_mc.jsonl",
 }
 EVAL_SUITES = ("alpaca_eval", "arena_hard", "mt_bench", "academic_gen", "academic_mc")
 TWO_TURN_SUITES = ("mt_bench",)
@@ -114,6 +119,67 @@ def baseline_outputs(items: list[Item], world: dict, rng: random.Random) -> list
     ]
 
 
+# MT-Bench (FastChat data/mt_bench/question.jsonl): question ids are integers; math, reasoning and coding questions
+# carry reference answers (here the gold answers). Arena-Hard (v2.0 question.jsonl): string uids, and every micro
+# question is a "hard_prompt" (the category judged with upstream's original system prompt).
+MT_BENCH_REFERENCE_CATEGORIES = ("math", "reasoning", "coding")
+ARENA_HARD_CATEGORY = "hard_prompt"
+BASELINE_MODEL = "baseline"
+MC_CHOICES = 4
+
+
+def mt_bench_questions(items: list[Item]) -> list[dict]:
+    """MT-Bench questions in FastChat's format, plus ``item_id`` (ours) naming the gold item."""
+    rows = []
+    for i, it in enumerate(items):
+        row = {"question_id": i + 1, "category": it.category, "turns": list(it.turns), "item_id": it.item_id}
+        if it.category in MT_BENCH_REFERENCE_CATEGORIES:
+            row["reference"] = list(it.golds)
+        rows.append(row)
+    return rows
+
+
+def arena_hard_questions(items: list[Item]) -> list[dict]:
+    """Arena-Hard questions in arena-hard-auto v2.0's format; the uid is the gold item's id."""
+    return [{"uid": it.item_id, "category": ARENA_HARD_CATEGORY, "prompt": it.instruction} for it in items]
+
+
+def arena_hard_baseline(items: list[Item], world: dict, rng: random.Random) -> list[dict]:
+    """The fixed Arena-Hard baseline from the world's synthesizer, as arena-hard-auto v2.0 answers (the assistant
+    content is ``{answer: ...}``; ``metadata`` holds the style features used by style control)."""
+    from evals.arena_hard import text_style_metadata
+
+    rows = []
+    for it in items:
+        text = synthesize(it.instruction, it.gold, sample_style(world["baseline_styles"], rng), rng)
+        rows.append({"uid": it.item_id, "ans_id": f"{BASELINE_MODEL}-{it.item_id}", "model": BASELINE_MODEL,
+                     "messages": user(it.instruction) + [{"role": "assistant", "content": {"answer": text}}],
+                     "tstamp": 0.0, "metadata": text_style_metadata(text)})
+    return rows
+
+
+def academic_gen_rows(items: list[Item]) -> list[dict]:
+    """The generate-until academic task (evals/lm_eval_tasks/micro_arith_gen.yaml): question and gold answer."""
+    return [{"question": it.instruction, "answer": it.gold, "item_id": it.item_id} for it in items]
+
+
+def academic_mc_rows(items: list[Item], rng: random.Random) -> list[dict]:
+    """The multiple-choice academic task (micro_choice_mc.yaml): the gold answer among wrong ones, shuffled."""
+    rows = []
+    for it in items:
+        choices = [it.gold]
+        for _ in range(200):
+            if len(choices) == MC_CHOICES:
+                break
+            wrong = synthesize(it.instruction, it.gold, "wrong", rng)
+            if wrong not in choices:
+                choices.append(wrong)
+        rng.shuffle(choices)
+        rows.append({"question": it.instruction, "choices": choices, "label": choices.index(it.gold),
+                     "item_id": it.item_id})
+    return rows
+
+
 def write_world_data(world: dict, out_dir: Path) -> None:
     rng = random.Random(world["seed"] + 1)
     splits = generate_items(world)
@@ -129,6 +195,16 @@ def write_world_data(world: dict, out_dir: Path) -> None:
     write_jsonl(out_dir / OUTPUTS["eval_items"], eval_items, "item")
     write_json(out_dir / OUTPUTS["alpaca_eval_baseline"], baseline_outputs(splits["alpaca_eval"], world, rng),
                "alpaca_eval_outputs")
+    # Evaluation files in the upstream benchmarks' formats, drawn from their own generator (the splits above and
+    # the AlpacaEval baseline stay as they were when these were added).
+    eval_rng = random.Random(world["seed"] + 2)
+    write_jsonl(out_dir / OUTPUTS["mt_bench_questions"], mt_bench_questions(splits["mt_bench"]), "mt_bench_question")
+    write_jsonl(out_dir / OUTPUTS["arena_hard_questions"], arena_hard_questions(splits["arena_hard"]),
+                "arena_hard_question")
+    write_jsonl(out_dir / OUTPUTS["arena_hard_baseline"], arena_hard_baseline(splits["arena_hard"], world, eval_rng),
+                "arena_hard_answer")
+    write_jsonl(out_dir / OUTPUTS["academic_gen"], academic_gen_rows(splits["academic_gen"]))
+    write_jsonl(out_dir / OUTPUTS["academic_mc"], academic_mc_rows(splits["academic_mc"], eval_rng))
     log.info("wrote %s", ", ".join(f"{k}={len(v)}" for k, v in splits.items()))
 
 
@@ -141,4 +217,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    entry_point(main)

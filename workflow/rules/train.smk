@@ -42,9 +42,18 @@ rule sft:
         "--out-dir {params.out_dir} 2> {log:q}"
 
 
+def spec_of(method):
+    """The registered method a config block trains with (its `module`, else its own name)."""
+    return get_method(config["methods"][method].get("module", method))
+
+
+# Methods whose module declares family "iterative" run through workflow/rules/iterative.smk, the rest through `train`.
+ITERATIVE_METHODS = [m for m in config["methods"] if spec_of(m).family == "iterative"]
+GENERIC_METHODS = [m for m in config["methods"] if m not in ITERATIVE_METHODS]
+
+
 def method_spec(wildcards):
-    block = config["methods"][wildcards.method]
-    return get_method(block.get("module", wildcards.method))
+    return spec_of(wildcards.method)
 
 
 def method_data(wildcards):
@@ -65,6 +74,8 @@ def method_args(wildcards):
 
 
 rule train:
+    wildcard_constraints:
+        method="|".join(GENERIC_METHODS) or "NO_METHOD",
     input:
         unpack(method_inputs),
     output:

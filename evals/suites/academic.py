@@ -1,0 +1,75 @@
+"""Academic benchmarks through the real lm-eval harness (``evals/academic.py``), run in the generation process on
+the model it already loaded: GSM8K, MMLU, ARC, TruthfulQA, HumanEval, MBPP on real configs; the micro world's
+local task YAMLs (``evals/lm_eval_tasks/``) over held-out items.
+
+Files: the generation stage writes lm-eval's outputs to ``generations/<model>/academic/`` (``academic.json``, our
+summary; ``lm_eval_results.json``, lm-eval's own results; ``lm_eval_samples/``; ``tasks/``); the score stage writes
+``scores/<model>/academic.json`` (values in percent) and keeps lm-eval's results JSON beside it. Config block
+``evals.academic``: ``tasks`` (each ``{name, data?, title?, num_fewshot?, metric?, overrides?}``; ``data`` names a
+data-stage file kind), ``batch_size``, ``limit``, ``published``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from evals.registry import Column, HarnessSuite, register_suite
+from evals.suites import metric, need
+from pipeline.io import read_json
+
+# Keys of a task entry that are ours (table titles), not evals/academic.py's.
+OWN_KEYS = ("title",)
+LM_EVAL_RESULTS = "lm_eval_results.json"
+
+
+def title(task: Mapping[str, Any]) -> str:
+    return task.get("title", task["name"])
+
+
+@register_suite
+class Academic(HarnessSuite):
+    name = "academic"
+    version = "1"
+    generation_file = "academic/academic.json"
+    generation_data = ()
+
+    def columns(self, settings: Mapping[str, Any]) -> list[Column]:
+        return [Column(task["name"], title(task), paper={"table5": title(task)}) for task in settings["tasks"]]
+
+    def generation_inputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(task["data"] for task in settings["tasks"] if "data" in task)
+
+    def lm_eval_tasks(self, data: Mapping[str, Path], settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """evals/academic.py task dicts: our keys dropped, data kinds replaced by their files."""
+        tasks = []
+        for task in settings["tasks"]:
+            task = {k: v for k, v in task.items() if k not in OWN_KEYS}
+            if "data" in task:
+                task["data"] = str(need(data, task["data"], self.name))
+            tasks.append(task)
+        return tasks
+
+    def run(self, backend: Any, out_dir: Path, data: Mapping[str, Path], model: str,
+            settings: Mapping[str, Any], seed: int) -> None:
+        backend.run_academic(self.lm_eval_tasks(data, settings), out_dir, model_name=model,
+                             batch_size=settings.get("batch_size", 16), limit=settings.get("limit"),
+                             random_seed=seed)
+
+    def score(self, model: str, generations: Path, judgments: Path | None, data: Mapping[str, Path],
+              settings: Mapping[str, Any], world: Mapping[str, Any] | None) -> dict:
+        summary = read_json(generations, schema="academic_results")
+        metrics, lengths = {}, []
+        for name, task in summary["tasks"].items():
+            stderr = None if task.get("stderr") is None else 100 * task["stderr"]
+            # lm-eval's accuracies and exact matches are fractions; tables show percent, as the papers do.
+            metrics[name] = metric(100 * task["value"], stderr, task["n"], lm_eval_metric=task["metric"],
+                                   lm_eval_filter=task["filter"], num_fewshot=task.get("num_fewshot"))
+            if "mean_length" in task:
+                lengths.append(task["mean_length"])
+        score = {"suite": self.name, "version": self.version, "model": model,
+                 "n": sum(t["n"] for t in summary["tasks"].values()), "metrics": metrics,
+                 "lm_eval_version": summary.get("lm_eval_version"), "limit": summary.get("limit")}
+        if lengths:
+            score["mean_length"] = sum(lengths) / len(lengths)
+        return score

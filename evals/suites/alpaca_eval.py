@@ -1,0 +1,116 @@
+"""AlpacaEval 2: each instruction answered once, judged pairwise against a fixed baseline's output (upstream's
+``weighted_alpaca_eval_gpt4_turbo`` prompt, order coin and parser: ``evals/alpaca_eval.py``), scored as the win
+rate +- SE and the length-controlled win rate.
+
+Files (upstream's formats): generations ``alpaca_eval.json`` = ``[{instruction, output, generator, dataset}]``;
+judgments ``alpaca_eval.jsonl`` = upstream ``annotations.json`` rows + judge id, prompt hash, raw text, latency,
+cache hit. Config block ``evals.alpaca_eval``: ``judge``, ``lc_glm``, ``lc_bootstrap``, ``generation``, ``published``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from evals.registry import AnswerRounds, ChatSuite, Column, generation_settings, register_suite
+from evals.suites import GOLD, gold_metrics, items_of_suite, metric, need, read_items, require_gold, \
+    trivial_baseline_accuracy
+from pipeline.io import InputError, read_json, read_jsonl
+
+BASELINE = "alpaca_eval_baseline"
+# Our instruction sets are not AlpacaEval's: upstream's instruction difficulty means nothing for them, so the
+# default GLM is upstream's `length_controlled_minimal` (tanh(std_delta_len) + not_gamed_baseline - 1).
+DEFAULT_LC_GLM = "length_controlled_minimal"
+DEFAULT_LC_BOOTSTRAP = 50
+
+
+@register_suite
+class AlpacaEval(ChatSuite):
+    name = "alpaca_eval"
+    version = "2"
+    generation_file = "alpaca_eval.json"
+    generation_schema = "alpaca_eval_outputs"
+    judgment_schema = "alpaca_eval_judgment"
+    generation_data = (BASELINE,)       # the eval set's instructions are those of the reference outputs, as upstream
+    judge_data = (BASELINE,)
+    judge_format = "pairwise_alpaca_eval"
+    # Upstream generates with each model's own settings (e.g. max_new_tokens 2048 for most leaderboard entries);
+    # here the config's `generation:` block applies unless `evals.alpaca_eval.generation` overrides it.
+    generation: dict[str, Any] = {}
+
+    def columns(self, settings: Mapping[str, Any]) -> list[Column]:
+        return [
+            Column("gold_accuracy", "Gold accuracy (%)"),
+            Column("gold_reward", "Gold reward", digits=3, paper={"table4": "Gold reward"}),
+            Column("win_rate", "AlpacaEval WR (%)"),
+            Column("lc_win_rate", "AlpacaEval LC (%)", paper={"table4": "LC AlpacaEval-2"}),
+            Column("mean_length", "Mean length (chars)", paper={"table4": "Len. (chars)"}),
+        ]
+
+    def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
+        rows = read_json(need(data, BASELINE, self.name), schema="alpaca_eval_outputs")
+        answers = yield [[{"role": "user", "content": r["instruction"]}] for r in rows], \
+            generation_settings(self, settings)
+        return [{"instruction": r["instruction"], "output": a, "generator": model,
+                 "dataset": r.get("dataset", self.name)} for r, a in zip(rows, answers)]
+
+    def judge(self, judge, model: str, generations: Path, data: Mapping[str, Path], settings: Mapping[str, Any]) -> list[dict]:
+        from evals import alpaca_eval as ae
+        from evals.judge import with_oracle
+
+        rows = read_json(generations, schema=self.generation_schema)
+        baseline = {r["instruction"]: r for r in read_json(need(data, BASELINE, self.name),
+                                                           schema="alpaca_eval_outputs")}
+        gold = items_of_suite(read_items(data.get(GOLD)), self.name)
+        requests, pairs = [], []
+        for i, row in enumerate(rows):
+            base = baseline.get(row["instruction"])
+            if base is None:
+                raise InputError(f"{generations}, row {i + 1}: instruction not in the baseline: "
+                                 f"{row['instruction'][:80]!r}")
+            swapped = ae.is_switched(row["instruction"])
+            request = ae.render_judge_request(row["instruction"], base["output"], row["output"], swapped,
+                                              key=f"{self.name}/{model}/{i}")
+            shown = [row["output"], base["output"]] if swapped else [base["output"], row["output"]]
+            item = gold.get(row["instruction"])
+            requests.append(with_oracle(request, self.judge_format, item["golds"][0] if item else None, shown))
+            pairs.append((row, base, swapped))
+        responses = judge.judge(requests)
+        return [ae.annotation_record(row["instruction"], base["output"], row["output"], base["generator"],
+                                     row["generator"], swapped, response)
+                for (row, base, swapped), response in zip(pairs, responses)]
+
+    def score(self, model: str, generations: Path, judgments: Path | None, data: Mapping[str, Path],
+              settings: Mapping[str, Any], world: Mapping[str, Any] | None) -> dict:
+        import pandas as pd
+
+        from evals import alpaca_eval as ae
+
+        annotations = read_jsonl(judgments, schema=self.judgment_schema)
+        rows = read_json(generations, schema=self.generation_schema)
+        if not annotations:
+            raise InputError(f"{judgments}: no judgments")
+        glm = settings.get("lc_glm", DEFAULT_LC_GLM)
+        lc = ae.length_controlled_win_rate(pd.DataFrame(annotations), glm_name=glm,
+                                           n_bootstrap=settings.get("lc_bootstrap", DEFAULT_LC_BOOTSTRAP))
+        lengths = pd.Series([len(r["output"]) for r in rows], dtype=float)
+        metrics = {
+            "win_rate": metric(lc["win_rate"], lc["standard_error"], lc["n_total"], n_wins=lc["n_wins"],
+                               n_draws=lc["n_draws"], n_unparsable=lc["n_unparsable"]),
+            "discrete_win_rate": metric(lc["discrete_win_rate"], None, lc["n_total"]),
+            # The SE of the minimal GLM's LC is ours: a bootstrap over annotation rows, each refitted (upstream's
+            # lc_standard_error is 0 by construction for this GLM).
+            "lc_win_rate": metric(lc["length_controlled_winrate"], lc.get("lc_bootstrap_standard_error"),
+                                  lc["n_total"], glm=glm, glm_weights=lc["glm_weights"],
+                                  n_bootstrap=settings.get("lc_bootstrap", DEFAULT_LC_BOOTSTRAP)),
+            "mean_length": metric(lengths.mean(), lengths.sem() if len(lengths) > 1 else None, len(lengths)),
+        }
+        gold = items_of_suite(read_items(data.get(GOLD)), self.name)
+        if world is not None and gold:
+            suite_items = [require_gold(gold, r["instruction"], str(generations)) for r in rows]
+            metrics.update(gold_metrics(((it["family"], r["output"], it["golds"][0]) for it, r in zip(suite_items, rows)),
+                                        world["gold_reward"]))
+            metrics["trivial_baseline_accuracy"] = metric(trivial_baseline_accuracy(suite_items), None,
+                                                          len(suite_items))
+        return {"suite": self.name, "version": self.version, "model": model, "n": len(rows),
+                "mean_length": float(lengths.mean()), "metrics": metrics}

@@ -1,0 +1,122 @@
+"""MT-Bench: two-turn questions, the second turn asked after the model's own first answer (FastChat
+``gen_model_answer``), each turn graded alone 1-10 by the judge with FastChat's single-grading prompts, against the
+reference answer for math, reasoning and coding questions (``evals/mt_bench.py``). Scores: turn 1, turn 2, overall.
+
+Files (FastChat's formats): generations ``mt_bench.jsonl`` = ``{question_id, answer_id, model_id,
+choices: [{index, turns}], tstamp}``; judgments ``mt_bench.jsonl`` = ``model_judgment/<judge>_single.jsonl`` rows
+``{question_id, model, judge: [judge, prompt], user_prompt, judgment, score, turn, tstamp}`` + prompt hash, latency,
+cache hit. Config block ``evals.mt_bench``: ``judge``, ``generation``, ``published``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from evals.registry import AnswerRounds, ChatSuite, Column, generation_settings, register_suite
+from evals.suites import GOLD, gold_metrics, metric, need, read_items
+from pipeline.io import InputError, read_jsonl
+
+QUESTIONS = "mt_bench_questions"
+TURNS = (1, 2)
+
+
+def gold_item(question: Mapping[str, Any], items: Mapping[str, dict] | None) -> dict | None:
+    """The micro world's gold item of a question (``item_id`` is our field in the question file)."""
+    if not items:
+        return None
+    item = items.get(question.get("item_id", ""))
+    if item is None:
+        raise InputError(f"mt_bench question {question['question_id']}: no gold item {question.get('item_id')!r}")
+    return item
+
+
+@register_suite
+class MTBench(ChatSuite):
+    name = "mt_bench"
+    version = "1"
+    generation_file = "mt_bench.jsonl"
+    generation_schema = "mt_bench_answer"
+    judgment_schema = "mt_bench_judgment"
+    generation_data = (QUESTIONS,)
+    judge_data = (QUESTIONS,)
+    judge_format = "single_mt_bench"
+    # FastChat samples per category (temperature 0.7 for writing and roleplay, 0.1 for stem and humanities, else 0)
+    # with max_new_token 1024; the micro world's models answer greedily and briefly (the `generation:` block).
+    generation: dict[str, Any] = {}
+
+    def columns(self, settings: Mapping[str, Any]) -> list[Column]:
+        return [
+            Column("turn_1", "MT-Bench T1", digits=2),
+            Column("turn_2", "MT-Bench T2", digits=2),
+            Column("overall", "MT-Bench", digits=2, paper={"table4": "MT-Bench"}),
+        ]
+
+    def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
+        questions = read_jsonl(need(data, QUESTIONS, self.name), schema="mt_bench_question")
+        sampling = generation_settings(self, settings)
+        first_turns = [[{"role": "user", "content": q["turns"][0]}] for q in questions]
+        first = yield first_turns, sampling
+        second = yield [conv + [{"role": "assistant", "content": a}, {"role": "user", "content": q["turns"][1]}]
+                        for conv, a, q in zip(first_turns, first, questions)], sampling
+        now = time.time()
+        return [{"question_id": q["question_id"], "answer_id": f"{model}-{q['question_id']}", "model_id": model,
+                 "choices": [{"index": 0, "turns": [a1, a2]}], "tstamp": now}
+                for q, a1, a2 in zip(questions, first, second)]
+
+    def judge(self, judge, model: str, generations: Path, data: Mapping[str, Path],
+              settings: Mapping[str, Any]) -> list[dict]:
+        from evals import mt_bench as mb
+        from evals.judge import with_oracle
+
+        questions = {q["question_id"]: q for q in read_jsonl(need(data, QUESTIONS, self.name),
+                                                             schema="mt_bench_question")}
+        answers = read_jsonl(generations, schema=self.generation_schema)
+        items = read_items(data.get(GOLD))
+        requests, keys = [], []
+        for i, answer in enumerate(answers):
+            question = questions.get(answer["question_id"])
+            if question is None:
+                raise InputError(f"{generations}, row {i + 1}: question_id {answer['question_id']} not in the questions")
+            item = gold_item(question, items)
+            for turn in TURNS:
+                request = mb.render_single_judge_request(question, answer, turn,
+                                                         key=f"{self.name}/{model}/{question['question_id']}/{turn}")
+                shown = [mb.answer_turns(answer)[turn - 1]]
+                requests.append(with_oracle(request, self.judge_format, item["golds"][turn - 1] if item else None,
+                                            shown))
+                keys.append((question, answer, turn))
+        responses = judge.judge(requests)
+        now = time.time()
+        return [mb.judgment_record(question, answer, turn, request, response, tstamp=now)
+                for (question, answer, turn), request, response in zip(keys, requests, responses)]
+
+    def score(self, model: str, generations: Path, judgments: Path | None, data: Mapping[str, Path],
+              settings: Mapping[str, Any], world: Mapping[str, Any] | None) -> dict:
+        import pandas as pd
+
+        from evals import mt_bench as mb
+
+        rows = read_jsonl(judgments, schema=self.judgment_schema)
+        answers = read_jsonl(generations, schema=self.generation_schema)
+        if not rows:
+            raise InputError(f"{judgments}: no judgments")
+        result = mb.score_mt_bench(pd.DataFrame(rows), model=model)
+        metrics = {name: metric(result[name]["mean"], result[name]["se"], result[name]["n"])
+                   for name in ("turn_1", "turn_2", "overall")}
+        metrics["n_unparsable"] = metric(result["n_unparsable"], None, len(rows))
+        lengths = pd.Series([len(t) for a in answers for t in mb.answer_turns(a)], dtype=float)
+        metrics["mean_length"] = metric(lengths.mean(), lengths.sem() if len(lengths) > 1 else None, len(lengths))
+        items = read_items(data.get(GOLD))
+        if world is not None and items:
+            questions = {q["question_id"]: q for q in read_jsonl(need(data, QUESTIONS, self.name),
+                                                                 schema="mt_bench_question")}
+            for turn in TURNS:
+                triples = []
+                for answer in answers:
+                    item = gold_item(questions[answer["question_id"]], items)
+                    triples.append((item["family"], mb.answer_turns(answer)[turn - 1], item["golds"][turn - 1]))
+                metrics.update(gold_metrics(triples, world["gold_reward"], suffix=f"_turn_{turn}"))
+        return {"suite": self.name, "version": self.version, "model": model, "n": len(answers),
+                "mean_length": float(lengths.mean()), "metrics": metrics}

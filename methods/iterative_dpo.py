@@ -1,0 +1,239 @@
+"""Iterative (online) DPO, as in the RLHF Workflow report: for t = 1..T, the current policy samples K responses per
+online prompt, the reward model scores them, the best and the worst form a pair (ties and identical responses are
+dropped), and DPO trains the next policy from the current one with the SFT model as the fixed reference.
+
+The score is the reward model's r, or the length-penalised r - lambda * len(response in characters) when the
+block's `length_penalty` (lambda) is > 0 (the report's Table 6 ablation). Config block keys:
+  iterations (T), samples_per_prompt (K), length_penalty (lambda), sampling: {temperature, max_new_tokens,
+  top_p, batch_size}, trainer: DPOConfig keys for each iteration (methods/dpo.py), batch sizes as for DPO.
+
+Family "iterative": Snakemake runs it through workflow/rules/iterative.smk, one file per stage and iteration,
+so a rerun resumes at the iteration it stopped in:
+
+    python -m methods.iterative_dpo sample --method M --block-json J --seed 0 --iteration 1 \
+        --policy results/micro/models/sft --reward-model results/micro/models/reward_model \
+        --prompts results/micro/data/online_prompts.jsonl --out-dir results/micro/iterative/M/iter1
+    python -m methods.iterative_dpo train --method M --block-json J --seed 0 --iteration 1 \
+        --policy results/micro/models/sft --reference results/micro/models/sft \
+        --reward-model results/micro/models/reward_model --samples-dir results/micro/iterative/M/iter1 \
+        --out-dir results/micro/models/M/iter1
+    python -m methods.iterative_dpo finalize --method M --block-json J --seed 0 --sft results/micro/models/sft \
+        --reward-model results/micro/models/reward_model --iterations-root results/micro/iterative/M \
+        --out-dir results/micro/models/M          # copies iter{T}: the policy generation and evaluation use
+
+`train(ctx)` (methods/train.py) runs the same stages in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from methods.registry import TrainContext, TrainResult, register_config_check, register_method
+from pipeline.cli import entry_point
+from pipeline.logs import get_logger
+
+log = get_logger("methods.iterative_dpo")
+
+SAMPLING_DEFAULTS = {"temperature": 1.0, "max_new_tokens": 48, "top_p": 1.0, "batch_size": 64}
+SAMPLES, PAIRS, STATS = "samples.jsonl", "pairs.jsonl", "stats.json"
+
+
+@register_config_check("iterative_dpo")
+def check_block(block: dict, where: str) -> None:
+    from methods.dpo import check_loss_type
+
+    for key in ("iterations", "samples_per_prompt"):
+        if key not in block:
+            raise ValueError(f"config key {where}.{key}: required by the iterative_dpo module")
+    unknown = sorted(set(block.get("sampling", {})) - set(SAMPLING_DEFAULTS))
+    if unknown:
+        raise ValueError(f"config key {where}.sampling: unknown keys {unknown}; expected some of {list(SAMPLING_DEFAULTS)}")
+    check_loss_type(block, where)
+
+
+def iteration_dir(root: Path, iteration: int) -> Path:
+    return Path(root) / f"iter{iteration}"
+
+
+def best_worst_pairs(samples: list[dict], length_penalty: float) -> tuple[list[dict], dict]:
+    """One prompt/chosen/rejected row per prompt from its scored samples: argmax vs argmin of
+    r - length_penalty * len; prompts whose best and worst tie, or are the same text, give no pair."""
+    pairs, ties, identical = [], 0, 0
+    for row in samples:
+        scores = [r - length_penalty * len(c) for r, c in zip(row["rewards"], row["completions"])]
+        best = max(range(len(scores)), key=scores.__getitem__)
+        worst = min(range(len(scores)), key=scores.__getitem__)
+        if scores[best] == scores[worst]:
+            ties += 1
+            continue
+        if row["completions"][best] == row["completions"][worst]:
+            identical += 1
+            continue
+        pairs.append({
+            "prompt": row["prompt"],
+            "chosen": [{"role": "assistant", "content": row["completions"][best]}],
+            "rejected": [{"role": "assistant", "content": row["completions"][worst]}],
+            "chosen_score": scores[best], "rejected_score": scores[worst],
+            **({"item_id": row["item_id"]} if "item_id" in row else {}),
+        })
+    return pairs, {"dropped_ties": ties, "dropped_identical": identical}
+
+
+def sample_stage(method: str, block: dict, *, seed: int, iteration: int, policy: Path, reward_model: Path,
+                 prompts: Path, out_dir: Path) -> dict:
+    """Sample K responses per prompt from `policy`, score them with the reward model, write samples and pairs."""
+    from methods.common import load_policy
+    from methods.reward_model import RewardScorer
+    from methods.sampling import sample_completions
+    from pipeline.io import InputError, read_jsonl, write_json, write_jsonl
+
+    started = time.time()
+    rows = read_jsonl(prompts, schema="prompt_row")
+    if not rows:
+        raise InputError(f"{prompts}: no rows")
+    sampling = {**SAMPLING_DEFAULTS, **block.get("sampling", {})}
+    k = int(block["samples_per_prompt"])
+    model, tokenizer = load_policy(policy)
+    completions, finished, generated = sample_completions(
+        model, tokenizer, [r["prompt"] for r in rows], k, max_new_tokens=int(sampling["max_new_tokens"]),
+        temperature=float(sampling["temperature"]), top_p=float(sampling["top_p"]),
+        batch_size=int(sampling["batch_size"]), seed=seed * 1000 + iteration)
+    del model
+    scorer = RewardScorer(reward_model)
+    flat = scorer.score([r["prompt"] for r in rows for _ in range(k)], [c for cs in completions for c in cs])
+    samples = [{**{key: r[key] for key in ("prompt", "item_id") if key in r}, "completions": cs,
+                "rewards": flat[i * k:(i + 1) * k], "finished": fs}
+               for i, (r, cs, fs) in enumerate(zip(rows, completions, finished))]
+    length_penalty = float(block.get("length_penalty", 0.0))
+    pairs, dropped = best_worst_pairs(samples, length_penalty)
+    if not pairs:
+        raise InputError(f"methods.{method}: iteration {iteration} gave no pairs (every prompt's samples tie); "
+                         f"raise sampling.temperature or samples_per_prompt")
+    lengths = [len(c) for cs in completions for c in cs]
+    stats = {
+        "iteration": iteration, "policy": str(policy), "prompts": len(rows), "samples_per_prompt": k,
+        "pairs": len(pairs), **dropped, "length_penalty": length_penalty,
+        "mean_reward": sum(flat) / len(flat), "mean_length_chars": sum(lengths) / len(lengths),
+        "finished_fraction": sum(f for fs in finished for f in fs) / len(lengths),
+        "mean_chosen_length_chars": sum(len(p["chosen"][0]["content"]) for p in pairs) / len(pairs),
+        "mean_rejected_length_chars": sum(len(p["rejected"][0]["content"]) for p in pairs) / len(pairs),
+        "generated_tokens": generated, "sampling": sampling, "wall_time_s": round(time.time() - started, 3),
+    }
+    write_jsonl(out_dir / SAMPLES, samples)
+    write_jsonl(out_dir / PAIRS, pairs, schema="preference_row")
+    write_json(out_dir / STATS, stats)
+    log.info("iteration %d: %d prompts x %d samples, %d pairs, mean reward %.3f, mean length %.1f chars",
+             iteration, len(rows), k, len(pairs), stats["mean_reward"], stats["mean_length_chars"])
+    return stats
+
+
+def train_stage(method: str, block: dict, *, seed: int, iteration: int, policy: Path, reference: Path,
+                reward_model: Path, samples_dir: Path, out_dir: Path) -> dict:
+    """DPO from the current policy on this iteration's pairs, the SFT model as reference; saved with provenance."""
+    from methods.common import save_checkpoint
+    from methods.dpo import train_dpo
+    from pipeline.io import read_json
+
+    started = time.time()
+    result = train_dpo(method, block, policy=policy, reference=reference, prefs=samples_dir / PAIRS,
+                       out_dir=out_dir, seed=seed)
+    stats = read_json(samples_dir / STATS)
+    return save_checkpoint(result.model, result.tokenizer, out_dir, stage=method, config_block=block,
+                           parents={"policy": policy, "reference": reference, "reward_model": reward_model},
+                           seed=seed, started=started, tokens_seen=result.tokens_seen, plan=result.plan,
+                           extra={"module": "iterative_dpo", "iteration": iteration, "sampling": stats,
+                                  "metrics": json.loads(json.dumps(result.metrics, default=float))})
+
+
+def finalize_stage(method: str, block: dict, *, seed: int, sft: Path, reward_model: Path, iterations_root: Path,
+                   out_dir: Path) -> dict:
+    """The last iteration's policy becomes models/<method>; provenance sums every iteration's cost."""
+    from pipeline.io import read_json
+    from pipeline.provenance import read_provenance, write_provenance
+
+    last = int(block["iterations"])
+    runs = [read_provenance(iteration_dir(out_dir, i)) for i in range(1, last + 1)]
+    stats = [read_json(iteration_dir(iterations_root, i) / STATS) for i in range(1, last + 1)]
+    final = iteration_dir(out_dir, last)
+    for path in final.iterdir():
+        if path.is_file() and path.name != "provenance.json":
+            shutil.copy2(path, out_dir / path.name)
+    wall = sum(r["wall_time_s"] for r in runs) + sum(s["wall_time_s"] for s in stats)
+    compute = dict(runs[-1]["compute"])
+    compute["device_hours"] = round(wall / 3600 * compute["world_size"], 6)
+    return write_provenance(
+        out_dir, stage=method, config_block=block,
+        parents={"policy": sft, "reference": sft, "reward_model": reward_model, "last_iteration": final},
+        seed=seed, wall_time_s=wall, tokens_seen=sum(r["tokens_seen"] for r in runs), compute=compute,
+        extra={"module": "iterative_dpo", "iterations": [
+            {"iteration": i + 1, "checkpoint_hash": r["checkpoint_hash"], "tokens_seen": r["tokens_seen"],
+             **{k: s[k] for k in ("pairs", "mean_reward", "mean_length_chars", "generated_tokens")}}
+            for i, (r, s) in enumerate(zip(runs, stats))]})
+
+
+@register_method("iterative_dpo", family="iterative", data=("online_prompts",), needs_reference_model=True,
+                 needs_reward_model=True, needs_generation=True)
+def train(ctx: TrainContext) -> TrainResult:
+    """Every iteration in one process (iteration files under out_dir/iter{t} and out_dir/iterative/iter{t})."""
+    from methods.common import load_policy
+    from pipeline.io import InputError
+    from pipeline.provenance import read_provenance
+
+    try:
+        check_block(ctx.block, f"methods.{ctx.method}")
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    policy, tokens = ctx.policy, 0
+    for t in range(1, int(ctx.block["iterations"]) + 1):
+        work = iteration_dir(ctx.out_dir / "iterative", t)
+        sample_stage(ctx.method, ctx.block, seed=ctx.seed, iteration=t, policy=policy, reward_model=ctx.reward_model,
+                     prompts=ctx.data["online_prompts"], out_dir=work)
+        record = train_stage(ctx.method, ctx.block, seed=ctx.seed, iteration=t, policy=policy,
+                             reference=ctx.reference, reward_model=ctx.reward_model, samples_dir=work,
+                             out_dir=iteration_dir(ctx.out_dir, t))
+        policy, tokens = iteration_dir(ctx.out_dir, t), tokens + record["tokens_seen"]
+    model, tokenizer = load_policy(policy)
+    compute = read_provenance(policy)["compute"]
+    plan = {**{k: v for k, v in compute.items() if k not in ("precision", "device_hours")},
+            "bf16": compute.get("precision") == "bf16"}
+    return TrainResult(model, tokenizer, tokens, plan, metrics={"last_iteration": str(policy)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=["sample", "train", "finalize"])
+    parser.add_argument("--method", required=True, help="the method's config name")
+    parser.add_argument("--block-json", required=True, help="the method's config block as JSON")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--iteration", type=int, help="1..iterations (sample, train)")
+    parser.add_argument("--policy", type=Path, help="the policy this iteration starts from (sample, train)")
+    parser.add_argument("--reference", type=Path, help="the fixed reference: the SFT checkpoint (train)")
+    parser.add_argument("--sft", type=Path, help="the SFT checkpoint (finalize)")
+    parser.add_argument("--reward-model", type=Path, required=True)
+    parser.add_argument("--prompts", type=Path, help="online_prompts.jsonl (sample)")
+    parser.add_argument("--samples-dir", type=Path, help="this iteration's samples folder (train)")
+    parser.add_argument("--iterations-root", type=Path, help="folder of every iteration's samples (finalize)")
+    parser.add_argument("--out-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    block = json.loads(args.block_json)
+    needed = {"sample": ["iteration", "policy", "prompts"], "train": ["iteration", "policy", "reference", "samples_dir"],
+              "finalize": ["sft", "iterations_root"]}[args.stage]
+    missing = [f"--{name.replace('_', '-')}" for name in needed if getattr(args, name) is None]
+    if missing:
+        parser.error(f"stage {args.stage} needs {' '.join(missing)}")
+    common = {"seed": args.seed, "reward_model": args.reward_model, "out_dir": args.out_dir}
+    if args.stage == "sample":
+        sample_stage(args.method, block, iteration=args.iteration, policy=args.policy, prompts=args.prompts, **common)
+    elif args.stage == "train":
+        train_stage(args.method, block, iteration=args.iteration, policy=args.policy, reference=args.reference,
+                    samples_dir=args.samples_dir, **common)
+    else:
+        finalize_stage(args.method, block, sft=args.sft, iterations_root=args.iterations_root, **common)
+
+
+if __name__ == "__main__":
+    entry_point(main)

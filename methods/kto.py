@@ -1,0 +1,27 @@
+"""KTO on unpaired desirable/undesirable completions (TRL KTOTrainer), reference = the SFT checkpoint.
+
+Data: results/<study>/data/kto.jsonl (prompt/completion/label), the offline pairs unpaired (chosen -> desirable).
+`trainer.desirable_weight` / `trainer.undesirable_weight` weight the two halves of the loss (config, not code).
+"""
+
+from __future__ import annotations
+
+from methods.registry import TrainContext, TrainResult, register_method
+
+
+@register_method("kto", family="unpaired", data=("kto",), needs_reference_model=True)
+def train(ctx: TrainContext) -> TrainResult:
+    from trl import KTOConfig, KTOTrainer
+
+    from methods.common import device_plan, load_dataset_file, load_policy, trainer_tokens_seen, trl_config
+
+    model, tokenizer = load_policy(ctx.policy)
+    reference, _ = load_policy(ctx.reference)
+    plan = device_plan(ctx.block, f"methods.{ctx.method}")
+    args = trl_config(KTOConfig, ctx.block["trainer"], plan=plan, out_dir=ctx.out_dir, seed=ctx.seed,
+                      where=f"methods.{ctx.method}.trainer")
+    rows = load_dataset_file(ctx.data["kto"], "kto_row").select_columns(["prompt", "completion", "label"])
+    trainer = KTOTrainer(model=model, ref_model=reference, args=args, train_dataset=rows, processing_class=tokenizer)
+    trainer.train()
+    return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan,
+                       metrics={"train_log": trainer.state.log_history})

@@ -1,0 +1,92 @@
+"""The whole DAG through the real Snakemake on config/smoke.yaml, and dry runs of every shipped config."""
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.io import read_json, read_jsonl
+from pipeline.provenance import read_provenance
+from world.tasks import is_correct
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "config").glob("*.yaml"))
+STUDY = "pytest_smoke"
+
+
+def snakemake(*args, check=True):
+    proc = subprocess.run([*SNAKEMAKE, *args], cwd=ROOT, capture_output=True, text=True)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_dry_run_prints_whole_dag(config):
+    proc = snakemake("-n", "--configfile", config)
+    assert "aggregate" in proc.stdout and "This was a dry-run" in proc.stdout
+
+
+def test_dry_run_with_slurm_profile():
+    proc = snakemake("-n", "--profile", "profiles/slurm", "--configfile", "config/config.yaml")
+    assert "aggregate" in proc.stdout
+
+
+def test_bad_config_key_stops_before_any_job():
+    proc = snakemake("-n", "--configfile", "config/smoke.yaml", "--config", "bogus_key=1", check=False)
+    assert proc.returncode != 0
+    assert "key (top level): Additional properties are not allowed ('bogus_key' was unexpected)" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    results = ROOT / "results" / STUDY
+    shutil.rmtree(results, ignore_errors=True)
+    snakemake("--cores", "2", "--configfile", "config/smoke.yaml", "--config", f"study={STUDY}")
+    yield results
+    shutil.rmtree(results, ignore_errors=True)
+
+
+def test_table_is_computed_from_judgment_and_generation_files(smoke):
+    table = pd.read_csv(smoke / "tables" / "methods.csv")
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    assert list(table["Model"]) == ["sft", *config["methods"]]
+    items = {it["turns"][0]: it for it in read_jsonl(smoke / "data" / "eval_items.jsonl") if it["suite"] == "alpaca_eval"}
+    for row in table.itertuples():
+        judgments = read_jsonl(smoke / "judgments" / row.Model / "alpaca_eval.jsonl")
+        prefs = [j["preference"] for j in judgments if j["preference"] is not None]
+        assert row._5 == pytest.approx(100 * sum(p - 1 for p in prefs) / len(prefs))   # AlpacaEval WR (%)
+        generations = read_json(smoke / "generations" / row.Model / "alpaca_eval.json")
+        correct = [is_correct(g["output"], items[g["instruction"]]["golds"][0]) for g in generations]
+        assert row._3 == pytest.approx(100 * sum(correct) / len(correct))               # Gold accuracy (%)
+        assert row._9 == pytest.approx(sum(len(g["output"]) for g in generations) / len(generations))
+    assert "AlpacaEval WR (%)" in (smoke / "tables" / "methods.md").read_text()
+
+
+def test_every_method_descends_from_the_one_sft_checkpoint(smoke):
+    sft = read_provenance(smoke / "models" / "sft")
+    assert sft["parents"]["policy"]["checkpoint_hash"] == read_provenance(smoke / "models" / "base")["checkpoint_hash"]
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    for method in config["methods"]:
+        provenance = read_provenance(smoke / "models" / method)
+        assert provenance["parents"]["policy"]["checkpoint_hash"] == sft["checkpoint_hash"]
+        assert provenance["tokens_seen"] > 0 and provenance["wall_time_s"] > 0
+
+
+def test_sft_solves_a_clearly_non_trivial_share(smoke):
+    score = read_json(smoke / "scores" / "sft" / "alpaca_eval.json")["metrics"]
+    accuracy, trivial = score["gold_accuracy"], score["trivial_baseline_accuracy"]["value"]
+    # at least 1.5x the best constant answer per family, and two standard errors above it
+    assert accuracy["value"] > 1.5 * trivial and accuracy["value"] - 2 * accuracy["stderr"] > trivial
+
+
+def test_rerun_has_nothing_to_do(smoke):
+    proc = snakemake("-n", "--configfile", "config/smoke.yaml", "--config", f"study={STUDY}")
+    assert "Nothing to be done" in proc.stdout + proc.stderr

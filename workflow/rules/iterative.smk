@@ -1,0 +1,108 @@
+# Iterative methods (modules of family "iterative", e.g. iterative DPO): T rounds of sample -> score -> pair ->
+# train, one file per stage and {iteration}, so a rerun resumes at the iteration it stopped in. The last
+# iteration's policy becomes models/<method>, which generation and evaluation use like any other checkpoint.
+# Rules call `python -m methods.<module> {sample,train,finalize}` (see methods/iterative_dpo.py).
+
+
+def iterative_policy(method, iteration):
+    """Where iteration t starts: the SFT checkpoint for t = 1, else the policy iteration t - 1 trained."""
+    t = int(iteration)
+    return f"{R}/models/sft" if t == 1 else f"{R}/models/{method}/iter{t - 1}"
+
+
+def iterative_work(method, iteration):
+    return f"{R}/iterative/{method}/iter{iteration}"
+
+
+def iterations(method):
+    return range(1, int(config["methods"][method]["iterations"]) + 1)
+
+
+rule iterative_sample:
+    wildcard_constraints:
+        method="|".join(ITERATIVE_METHODS) or "NO_METHOD",
+        iteration=r"[1-9][0-9]*",
+    input:
+        policy=lambda w: f"{iterative_policy(w.method, w.iteration)}/provenance.json",
+        prompts=data_file("online_prompts"),
+        reward_model=checkpoint_done("reward_model"),
+    output:
+        samples=f"{R}/iterative/{{method}}/iter{{iteration}}/samples.jsonl",
+        pairs=f"{R}/iterative/{{method}}/iter{{iteration}}/pairs.jsonl",
+        stats=f"{R}/iterative/{{method}}/iter{{iteration}}/stats.json",
+    params:
+        module=lambda w: spec_of(w.method).name,
+        block=lambda w: as_json(config["methods"][w.method]),
+        policy=lambda w: iterative_policy(w.method, w.iteration),
+        reward_model=f"{R}/models/reward_model",
+        out_dir=lambda w: iterative_work(w.method, w.iteration),
+    threads: 1
+    log:
+        log_path("iterative_sample", "{method}/iter{iteration}"),
+    benchmark:
+        benchmark_path("iterative_sample", "{method}/iter{iteration}")
+    shell:
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.{params.module} sample --method {wildcards.method} "
+        "--block-json {params.block:q} --seed {config[seed]} --iteration {wildcards.iteration} "
+        "--policy {params.policy} --reward-model {params.reward_model} --prompts {input.prompts} "
+        "--out-dir {params.out_dir} 2> {log:q}"
+
+
+rule iterative_train:
+    wildcard_constraints:
+        method="|".join(ITERATIVE_METHODS) or "NO_METHOD",
+        iteration=r"[1-9][0-9]*",
+    input:
+        policy=lambda w: f"{iterative_policy(w.method, w.iteration)}/provenance.json",
+        sft=checkpoint_done("sft"),
+        reward_model=checkpoint_done("reward_model"),
+        pairs=f"{R}/iterative/{{method}}/iter{{iteration}}/pairs.jsonl",
+        stats=f"{R}/iterative/{{method}}/iter{{iteration}}/stats.json",
+    output:
+        f"{R}/models/{{method}}/iter{{iteration}}/provenance.json",
+    params:
+        module=lambda w: spec_of(w.method).name,
+        block=lambda w: as_json(config["methods"][w.method]),
+        policy=lambda w: iterative_policy(w.method, w.iteration),
+        sft=f"{R}/models/sft",
+        reward_model=f"{R}/models/reward_model",
+        samples_dir=lambda w: iterative_work(w.method, w.iteration),
+        out_dir=f"{R}/models/{{method}}/iter{{iteration}}",
+    threads: 1
+    log:
+        log_path("iterative_train", "{method}/iter{iteration}"),
+    benchmark:
+        benchmark_path("iterative_train", "{method}/iter{iteration}")
+    shell:
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.{params.module} train --method {wildcards.method} "
+        "--block-json {params.block:q} --seed {config[seed]} --iteration {wildcards.iteration} "
+        "--policy {params.policy} --reference {params.sft} --reward-model {params.reward_model} "
+        "--samples-dir {params.samples_dir} --out-dir {params.out_dir} 2> {log:q}"
+
+
+rule iterative_final:
+    wildcard_constraints:
+        method="|".join(ITERATIVE_METHODS) or "NO_METHOD",
+    input:
+        iterations=lambda w: [f"{R}/models/{w.method}/iter{t}/provenance.json" for t in iterations(w.method)],
+        stats=lambda w: [f"{iterative_work(w.method, t)}/stats.json" for t in iterations(w.method)],
+        sft=checkpoint_done("sft"),
+        reward_model=checkpoint_done("reward_model"),
+    output:
+        checkpoint_done("{method}"),
+    params:
+        module=lambda w: spec_of(w.method).name,
+        block=lambda w: as_json(config["methods"][w.method]),
+        sft=f"{R}/models/sft",
+        reward_model=f"{R}/models/reward_model",
+        iterations_root=f"{R}/iterative/{{method}}",
+        out_dir=f"{R}/models/{{method}}",
+    localrule: True
+    log:
+        log_path("iterative_final", "{method}"),
+    benchmark:
+        benchmark_path("iterative_final", "{method}")
+    shell:
+        "{PYTHON} -m methods.{params.module} finalize --method {wildcards.method} --block-json {params.block:q} "
+        "--seed {config[seed]} --sft {params.sft} --reward-model {params.reward_model} "
+        "--iterations-root {params.iterations_root} --out-dir {params.out_dir} 2> {log:q}"
