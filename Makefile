@@ -4,7 +4,7 @@ VENV := .venv
 INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 CONFIG ?= config/config.yaml
 
-.PHONY: setup run test dry-run benchmark clean
+.PHONY: setup run test test-slurm dry-run benchmark clean
 
 setup: $(INSTALLED)
 
@@ -20,6 +20,10 @@ run: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(VENV)/bin/python -m pytest
+
+test-slurm: $(INSTALLED)    # needs root on Debian: starts a one-node Slurm, runs a rule through the Slurm profile
+	scripts/local_slurm.sh start
+	$(VENV)/bin/python -m pytest tests/test_slurm.py; status=$$?; scripts/local_slurm.sh stop; exit $$status
 
 dry-run: $(INSTALLED)
 	$(VENV)/bin/snakemake -n --configfile $(CONFIG)

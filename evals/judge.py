@@ -1,8 +1,9 @@
-"""Judge stage: render each suite's upstream judge prompts, call the configured judge (cached), and write one
-JSONL row per judge call in the upstream annotation format plus our bookkeeping.
+"""Judge stage, one (model, suite) per process: the suite renders its upstream judge prompts, the configured judge
+answers them (the HTTP judge from its on-disk cache first: a rerun makes no call), and one JSONL row per judgment is
+written in the upstream annotation format plus our bookkeeping. No torch, no model: judging runs on CPU nodes.
 
-    python -m evals.judge --suite alpaca_eval --model dpo --judge-json '{"kind": "oracle", ...}' \
-        --generations G --baseline B --items I --world-json W --cache C --out O
+    python -m evals.judge --suite mt_bench --model dpo --judge-name oracle --judge-json '{"kind": "oracle", ...}' \\
+        --world-json W --generations G --data mt_bench_questions=Q --items I --cache C --out O
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 from evals.judges.base import Judge, JudgeRequest
-from pipeline.io import InputError, read_json, read_jsonl, write_jsonl
-from pipeline.logs import get_logger
+from evals.registry import ChatSuite, get_suite
+from evals.suites import GOLD, parse_data_args
 from pipeline.cli import entry_point
+from pipeline.io import InputError, write_jsonl
+from pipeline.logs import get_logger
 
 log = get_logger("evals.judge")
 
@@ -41,52 +45,48 @@ def with_oracle(request: JudgeRequest, fmt: str, gold: str | None, answers: list
     return dataclasses.replace(request, oracle={"format": fmt, "gold": gold, "answers": answers})
 
 
-def judge_alpaca_eval(judge: Judge, model: str, generations: list[dict], baseline: list[dict],
-                      gold_by_instruction: dict[str, str]) -> list[dict]:
-    from evals import alpaca_eval as ae
+class CountingJudge:
+    """Wraps a judge to count its calls and cache hits for the log line."""
 
-    base_by_instruction = {row["instruction"]: row for row in baseline}
-    requests, pairs = [], []
-    for i, row in enumerate(generations):
-        base = base_by_instruction.get(row["instruction"])
-        if base is None:
-            raise InputError(f"alpaca_eval generations of {model}, row {i + 1}: instruction not in the baseline: "
-                             f"{row['instruction'][:80]!r}")
-        swapped = ae.is_switched(row["instruction"])
-        request = ae.render_judge_request(row["instruction"], base["output"], row["output"], swapped,
-                                          key=f"alpaca_eval/{model}/{i}")
-        shown = [row["output"], base["output"]] if swapped else [base["output"], row["output"]]
-        requests.append(with_oracle(request, "pairwise_alpaca_eval", gold_by_instruction.get(row["instruction"]),
-                                    shown))
-        pairs.append((row, base, swapped))
-    responses = judge.judge(requests)
-    return [ae.annotation_record(row["instruction"], base["output"], row["output"], base["generator"],
-                                 row["generator"], swapped, response)
-            for (row, base, swapped), response in zip(pairs, responses)]
+    def __init__(self, judge: Judge):
+        self.inner, self.judge_id, self.sampling = judge, judge.judge_id, judge.sampling
+        self.requests = self.cache_hits = 0
+
+    def judge(self, requests):
+        responses = self.inner.judge(requests)
+        self.requests += len(responses)
+        self.cache_hits += sum(r.cache_hit for r in responses)
+        return responses
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", required=True, choices=["alpaca_eval"])
+    parser.add_argument("--suite", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--judge-name", required=True)
     parser.add_argument("--judge-json", required=True)
     parser.add_argument("--world-json", default="null")
+    parser.add_argument("--settings-json", default="{}", help="the suite's block of the config's `evals`")
     parser.add_argument("--generations", type=Path, required=True)
-    parser.add_argument("--baseline", type=Path, required=True)
-    parser.add_argument("--items", type=Path, required=True)
+    parser.add_argument("--data", nargs="*", default=[], metavar="KIND=PATH")
+    parser.add_argument("--items", type=Path, help="the micro world's gold items (eval_items.jsonl)")
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    judge = make_judge(args.judge_name, json.loads(args.judge_json), cache_path=args.cache,
-                       world=json.loads(args.world_json))
-    items = read_jsonl(args.items, schema="item")
-    gold = {item["turns"][0]: item["golds"][0] for item in items if item["suite"] == args.suite}
-    rows = judge_alpaca_eval(judge, args.model, read_json(args.generations, schema="alpaca_eval_outputs"),
-                             read_json(args.baseline, schema="alpaca_eval_outputs"), gold)
-    write_jsonl(args.out, rows, schema="alpaca_eval_judgment")
-    log.info("%s/%s: %d judgments by %s, %d cache hits", args.suite, args.model, len(rows), judge.judge_id,
-             sum(r["cache_hit"] for r in rows))
+    suite = get_suite(args.suite)
+    if not isinstance(suite, ChatSuite) or not suite.is_judged:
+        raise InputError(f"--suite {args.suite}: this suite has no judge")
+    data = parse_data_args(args.data)
+    if args.items is not None:
+        data[GOLD] = args.items
+    judge = CountingJudge(make_judge(args.judge_name, json.loads(args.judge_json), cache_path=args.cache,
+                                     world=json.loads(args.world_json)))
+    started = time.perf_counter()
+    rows = suite.judge(judge, args.model, args.generations, data, json.loads(args.settings_json))
+    write_jsonl(args.out, rows, schema=suite.judgment_schema)
+    log.info("%s/%s: %d judge requests by %s, %d cache hits, %d new calls, %.1f s", args.suite, args.model,
+             judge.requests, judge.judge_id, judge.cache_hits, judge.requests - judge.cache_hits,
+             time.perf_counter() - started)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ class Column:
     ``key``: the metric's key in the score file's ``metrics``; ``title``: the column title in methods.{md,csv};
     ``interval``: shown as ``v [lower, upper]`` (a confidence interval) instead of ``v ± stderr``;
     ``leaderboard``: read from ``scores/leaderboard/<suite>.json`` instead of the per-model score file;
-    ``paper``: ``{table name: column title}`` for the published table shapes (``table4``, ``table5``).
+    ``paper``: ``{table name: column title}`` for the published table shapes (``table4``, ``table5``);
+    ``group``: tables sort columns by it, stably (-1: the micro world's gold metrics first, 1: lengths last).
     """
 
     key: str
@@ -46,6 +47,7 @@ class Column:
     interval: bool = False
     leaderboard: bool = False
     paper: Mapping[str, str] = field(default_factory=dict)
+    group: int = 0
 
     def in_paper(self, table: str) -> str | None:
         return self.paper.get(table)
@@ -74,6 +76,10 @@ class Suite:
     def columns(self, settings: Mapping[str, Any]) -> list[Column]:
         """The table columns of this suite under its config block ``settings``."""
         raise NotImplementedError
+
+    def caption(self, settings: Mapping[str, Any]) -> str:
+        """One sentence under the tables saying how the suite's numbers were computed."""
+        return ""
 
     def generation_inputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
         """Data kinds the generation stage reads for this suite."""

@@ -203,8 +203,8 @@ def write_world_data(world: dict, out_dir: Path) -> None:
                 "arena_hard_question")
     write_jsonl(out_dir / OUTPUTS["arena_hard_baseline"], arena_hard_baseline(splits["arena_hard"], world, eval_rng),
                 "arena_hard_answer")
-    write_jsonl(out_dir / OUTPUTS["academic_gen"], academic_gen_rows(splits["academic_gen"]))
-    write_jsonl(out_dir / OUTPUTS["academic_mc"], academic_mc_rows(splits["academic_mc"], eval_rng))
+    write_jsonl(out_dir / OUTPUTS["academic_gen"], academic_gen_rows(splits["academic_gen"]), "academic_gen_row")
+    write_jsonl(out_dir / OUTPUTS["academic_mc"], academic_mc_rows(splits["academic_mc"], eval_rng), "academic_mc_row")
     log.info("wrote %s", ", ".join(f"{k}={len(v)}" for k, v in splits.items()))
 
 

@@ -37,6 +37,11 @@ class Academic(HarnessSuite):
     def columns(self, settings: Mapping[str, Any]) -> list[Column]:
         return [Column(task["name"], title(task), paper={"table5": title(task)}) for task in settings["tasks"]]
 
+    def caption(self, settings: Mapping[str, Any]) -> str:
+        limit = settings.get("limit")
+        return ("Academic: lm-eval " + ", ".join(f"{title(t)} = {t['name']}" for t in settings["tasks"])
+                + " (percent" + (f"; at most {limit} items per task" if limit else "") + ").")
+
     def generation_inputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(task["data"] for task in settings["tasks"] if "data" in task)
 

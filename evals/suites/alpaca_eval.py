@@ -40,12 +40,20 @@ class AlpacaEval(ChatSuite):
 
     def columns(self, settings: Mapping[str, Any]) -> list[Column]:
         return [
-            Column("gold_accuracy", "Gold accuracy (%)"),
-            Column("gold_reward", "Gold reward", digits=3, paper={"table4": "Gold reward"}),
+            Column("gold_accuracy", "Gold accuracy (%)", group=-1),
+            Column("gold_reward", "Gold reward", digits=3, paper={"table4": "Gold reward"}, group=-1),
             Column("win_rate", "AlpacaEval WR (%)"),
             Column("lc_win_rate", "AlpacaEval LC (%)", paper={"table4": "LC AlpacaEval-2"}),
-            Column("mean_length", "Mean length (chars)", paper={"table4": "Len. (chars)"}),
+            Column("mean_length", "Mean length (chars)", digits=1, paper={"table4": "Len. (chars)"}, group=1),
         ]
+
+    def caption(self, settings: Mapping[str, Any]) -> str:
+        glm = settings.get("lc_glm", DEFAULT_LC_GLM)
+        n_boot = settings.get("lc_bootstrap", DEFAULT_LC_BOOTSTRAP)
+        return (f"AlpacaEval: win rate (%) against the fixed baseline ± SE; LC = length-controlled win rate by "
+                f"AlpacaEval's `{glm}` GLM (logit = tanh(std Δlen) + bias, no instruction difficulty: our "
+                f"instructions are not AlpacaEval's), fitted per model, ± bootstrap SE over {n_boot} resamples of "
+                f"the judgments; lengths in characters.")
 
     def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
         rows = read_json(need(data, BASELINE, self.name), schema="alpaca_eval_outputs")

@@ -56,6 +56,15 @@ class ArenaHard(ChatSuite):
             Column("style_score", "Arena-Hard SC (%)", interval=True, leaderboard=True),
         ]
 
+    def caption(self, settings: Mapping[str, Any]) -> str:
+        import evals.arena_hard as ah
+
+        rounds = settings.get("bootstrap_rounds", DEFAULT_ROUNDS)
+        features = "+".join(settings.get("control_features", ah.CONTROL_FEATURES))
+        return (f"Arena-Hard: Bradley-Terry win rate (%) against the fixed baseline from both game orders (strong "
+                f"verdicts x{ah.WEIGHT}), [95 % bootstrap CI, {rounds} rounds]; SC = style-controlled ({features}), "
+                f"all models fitted together.")
+
     def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
         from evals.arena_hard import text_style_metadata
 

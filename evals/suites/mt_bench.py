@@ -53,6 +53,10 @@ class MTBench(ChatSuite):
             Column("overall", "MT-Bench", digits=2, paper={"table4": "MT-Bench"}),
         ]
 
+    def caption(self, settings: Mapping[str, Any]) -> str:
+        return ("MT-Bench: FastChat single grading (1-10) of each turn, the reference answer shown for math, "
+                "reasoning and coding; overall = mean over all graded turns, ± SE over judgments.")
+
     def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
         questions = read_jsonl(need(data, QUESTIONS, self.name), schema="mt_bench_question")
         sampling = generation_settings(self, settings)

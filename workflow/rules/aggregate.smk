@@ -1,22 +1,28 @@
-# Aggregation: tables from every score file and every checkpoint's provenance.
+# Aggregation: tables from every score file, every suite's cross-model leaderboard and every checkpoint's provenance.
 
 
 rule aggregate:
     input:
         scores=expand(f"{R}/scores/{{model}}/{{suite}}.json", model=MODELS, suite=SUITES),
+        leaderboards=expand(f"{R}/scores/leaderboard/{{suite}}.json", suite=LEADERBOARDS),
         checkpoints=[checkpoint_done(m) for m in MODELS],
     output:
         md=f"{R}/tables/methods.md",
         csv=f"{R}/tables/methods.csv",
         json=f"{R}/tables/methods.json",
+        table4=f"{R}/tables/table4.md",
+        table5=f"{R}/tables/table5.md",
     params:
         models=" ".join(MODELS),
         models_dir=f"{R}/models",
+        evals=as_json(config["evals"]),
+        micro_world="--micro-world" if "world" in config else "",
         out_dir=f"{R}/tables",
     log:
         log_path("aggregate"),
     benchmark:
         benchmark_path("aggregate")
     shell:
-        "{PYTHON} -m pipeline.aggregate --scores {input.scores} --models {params.models} "
-        "--models-dir {params.models_dir} --out-dir {params.out_dir} 2> {log:q}"
+        "{PYTHON} -m pipeline.aggregate --scores {input.scores} --leaderboards {input.leaderboards} "
+        "--models {params.models} --models-dir {params.models_dir} --evals-json {params.evals:q} "
+        "{params.micro_world} --out-dir {params.out_dir} 2> {log:q}"

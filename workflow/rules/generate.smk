@@ -1,21 +1,41 @@
-# Generation: one job per model answers every suite (one model load).
+# Generation: one job per model answers every suite (one model load; lm-eval runs on the same loaded model).
+from evals.registry import configured
+
+EVAL_SUITES = configured(config)  # suite name -> registered suite (evals/suites/)
 
 
 def model_dir(model):
     return f"{R}/models/{model}"
 
 
+def generation_file(model, suite):
+    return f"{R}/generations/{model}/{EVAL_SUITES[suite].generation_file}"
+
+
+def suite_data(kinds):
+    """{kind: path} of data-stage files, and the `--data kind=path ...` argument naming them."""
+    files = {kind: data_file(kind) for kind in kinds}
+    return files, " ".join(f"{kind}={path}" for kind, path in files.items())
+
+
+GENERATION_DATA = suite_data(
+    dict.fromkeys(k for n, s in EVAL_SUITES.items() for k in s.generation_inputs(config["evals"][n]))
+)
+
+
 rule generate:
     input:
         checkpoint=lambda w: checkpoint_done(w.model),
-        eval_items=data_file("eval_items"),
+        data=list(GENERATION_DATA[0].values()),
     output:
-        alpaca_eval=f"{R}/generations/{{model}}/alpaca_eval.json",
+        [generation_file("{model}", suite) for suite in EVAL_SUITES],
     params:
         model_dir=lambda w: model_dir(w.model),
+        data=GENERATION_DATA[1],
         generation=as_json(config["generation"]),
+        evals=as_json(config["evals"]),
         out_dir=f"{R}/generations/{{model}}",
-        suites=" ".join(SUITES),
+        suites=" ".join(EVAL_SUITES),
     threads: 1
     log:
         log_path("generate", "{model}"),
@@ -23,5 +43,5 @@ rule generate:
         benchmark_path("generate", "{model}")
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} -m evals.generate --model-dir {params.model_dir} --model {wildcards.model} "
-        "--items {input.eval_items} --suites {params.suites} --generation-json {params.generation:q} "
-        "--seed {config[seed]} --out-dir {params.out_dir} 2> {log:q}"
+        "--suites {params.suites} --data {params.data} --generation-json {params.generation:q} "
+        "--evals-json {params.evals:q} --seed {config[seed]} --out-dir {params.out_dir} 2> {log:q}"

@@ -1,46 +1,128 @@
-# Judging and scoring: no model is loaded here (the oracle and HTTP judges need no torch).
+# Judging and scoring, per (model, suite): no model is loaded here (the oracle and HTTP judges need no torch).
+# Which suites are judged, what data each stage reads and which files it writes come from the suite registry.
+
+JUDGED = [n for n, s in EVAL_SUITES.items() if s.is_judged]
+HARNESS = [n for n, s in EVAL_SUITES.items() if not s.is_judged]
+LEADERBOARDS = [n for n, s in EVAL_SUITES.items() if s.has_leaderboard]
+GOLD_ITEMS = data_file("eval_items") if "world" in config else None  # the micro world's gold answers
 
 
-def judge_block(suite):
-    return config["judges"][config["evals"][suite]["judge"]]
+def judge_name(suite):
+    return config["evals"][suite]["judge"]
 
 
-rule judge_alpaca_eval:
+def suite_block(suite):
+    return config["evals"][suite]
+
+
+def judge_data(w):
+    return suite_data(EVAL_SUITES[w.suite].judge_inputs(suite_block(w.suite)))
+
+
+def score_data(w):
+    return suite_data(EVAL_SUITES[w.suite].score_inputs(suite_block(w.suite)))
+
+
+def gold_input(w):
+    return {"items": GOLD_ITEMS} if GOLD_ITEMS else {}
+
+
+def gold_arg(w):
+    return f"--items {GOLD_ITEMS}" if GOLD_ITEMS else ""
+
+
+rule judge:
+    wildcard_constraints:
+        suite="|".join(JUDGED) or "NO_SUITE",
     input:
-        generations=f"{R}/generations/{{model}}/alpaca_eval.json",
-        baseline=data_file("alpaca_eval_baseline"),
-        eval_items=data_file("eval_items"),
+        unpack(gold_input),
+        generations=lambda w: generation_file(w.model, w.suite),
+        data=lambda w: list(judge_data(w)[0].values()),
     output:
-        f"{R}/judgments/{{model}}/alpaca_eval.jsonl",
+        f"{R}/judgments/{{model}}/{{suite}}.jsonl",
     params:
-        judge_name=config["evals"].get("alpaca_eval", {}).get("judge", ""),
-        judge=lambda w: as_json(judge_block("alpaca_eval")),
+        judge_name=lambda w: judge_name(w.suite),
+        judge=lambda w: as_json(config["judges"][judge_name(w.suite)]),
+        settings=lambda w: as_json(suite_block(w.suite)),
         world=as_json(config.get("world")),
-        cache=lambda w: f"{R}/judge_cache/{config['evals']['alpaca_eval']['judge']}/{w.model}/alpaca_eval.jsonl",
+        data=lambda w: judge_data(w)[1],
+        gold=gold_arg,
+        cache=lambda w: f"{R}/judge_cache/{judge_name(w.suite)}/{w.model}/{w.suite}.jsonl",
     log:
-        log_path("judge", "{model}/alpaca_eval"),
+        log_path("judge", "{model}/{suite}"),
     benchmark:
-        benchmark_path("judge", "{model}/alpaca_eval")
+        benchmark_path("judge", "{model}/{suite}")
     shell:
-        "{PYTHON} -m evals.judge --suite alpaca_eval --model {wildcards.model} --judge-name {params.judge_name} "
-        "--judge-json {params.judge:q} --world-json {params.world:q} --generations {input.generations} "
-        "--baseline {input.baseline} --items {input.eval_items} --cache {params.cache} --out {output} 2> {log:q}"
-
-
-rule score_alpaca_eval:
-    input:
-        judgments=f"{R}/judgments/{{model}}/alpaca_eval.jsonl",
-        generations=f"{R}/generations/{{model}}/alpaca_eval.json",
-        eval_items=data_file("eval_items"),
-    output:
-        f"{R}/scores/{{model}}/alpaca_eval.json",
-    params:
-        world=as_json(config.get("world")),
-    log:
-        log_path("score", "{model}/alpaca_eval"),
-    benchmark:
-        benchmark_path("score", "{model}/alpaca_eval")
-    shell:
-        "{PYTHON} -m evals.score --suite alpaca_eval --model {wildcards.model} --judgments {input.judgments} "
-        "--generations {input.generations} --items {input.eval_items} --world-json {params.world:q} "
+        "{PYTHON} -m evals.judge --suite {wildcards.suite} --model {wildcards.model} --judge-name {params.judge_name} "
+        "--judge-json {params.judge:q} --world-json {params.world:q} --settings-json {params.settings:q} "
+        "--generations {input.generations} --data {params.data} {params.gold} --cache {params.cache} "
         "--out {output} 2> {log:q}"
+
+
+rule score:
+    wildcard_constraints:
+        suite="|".join(JUDGED) or "NO_SUITE",
+    input:
+        unpack(gold_input),
+        judgments=f"{R}/judgments/{{model}}/{{suite}}.jsonl",
+        generations=lambda w: generation_file(w.model, w.suite),
+        data=lambda w: list(score_data(w)[0].values()),
+    output:
+        f"{R}/scores/{{model}}/{{suite}}.json",
+    params:
+        settings=lambda w: as_json(suite_block(w.suite)),
+        world=as_json(config.get("world")),
+        data=lambda w: score_data(w)[1],
+        gold=gold_arg,
+    log:
+        log_path("score", "{model}/{suite}"),
+    benchmark:
+        benchmark_path("score", "{model}/{suite}")
+    shell:
+        "{PYTHON} -m evals.score --suite {wildcards.suite} --model {wildcards.model} --judgments {input.judgments} "
+        "--generations {input.generations} --data {params.data} {params.gold} --settings-json {params.settings:q} "
+        "--world-json {params.world:q} --out {output} 2> {log:q}"
+
+
+rule score_harness:
+    wildcard_constraints:
+        suite="|".join(HARNESS) or "NO_SUITE",
+    input:
+        generations=lambda w: generation_file(w.model, w.suite),
+    output:
+        score=f"{R}/scores/{{model}}/{{suite}}.json",
+        lm_eval=f"{R}/scores/{{model}}/{{suite}}.lm_eval_results.json",
+    params:
+        settings=lambda w: as_json(suite_block(w.suite)),
+        lm_eval=lambda w: generation_file(w.model, w.suite).rsplit("/", 1)[0] + "/lm_eval_results.json",
+    log:
+        log_path("score", "{model}/{suite}"),
+    benchmark:
+        benchmark_path("score", "{model}/{suite}")
+    shell:
+        "{PYTHON} -m evals.score --suite {wildcards.suite} --model {wildcards.model} "
+        "--generations {input.generations} --settings-json {params.settings:q} "
+        "--keep {params.lm_eval}={output.lm_eval} --out {output.score} 2> {log:q}"
+
+
+rule leaderboard:
+    wildcard_constraints:
+        suite="|".join(LEADERBOARDS) or "NO_SUITE",
+    input:
+        generations=lambda w: [generation_file(m, w.suite) for m in MODELS],
+        judgments=expand(f"{R}/judgments/{{model}}/{{{{suite}}}}.jsonl", model=MODELS),
+        data=lambda w: list(score_data(w)[0].values()),
+    output:
+        f"{R}/scores/leaderboard/{{suite}}.json",
+    params:
+        models=" ".join(MODELS),
+        settings=lambda w: as_json(suite_block(w.suite)),
+        data=lambda w: score_data(w)[1],
+    log:
+        log_path("leaderboard", "{suite}"),
+    benchmark:
+        benchmark_path("leaderboard", "{suite}")
+    shell:
+        "{PYTHON} -m evals.leaderboard --suite {wildcards.suite} --models {params.models} "
+        "--generations {input.generations} --judgments {input.judgments} --data {params.data} "
+        "--settings-json {params.settings:q} --seed {config[seed]} --out {output} 2> {log:q}"

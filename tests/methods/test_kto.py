@@ -1,0 +1,33 @@
+"""KTO (methods/kto.py, TRL KTOTrainer): the desirable-minus-undesirable policy/reference log-ratio gap rises."""
+
+import pytest
+from transformers import AutoTokenizer
+
+from tiny_setup import block, completion_logps
+from methods.train import run
+from pipeline.io import read_jsonl
+from pipeline.provenance import read_provenance
+
+
+def log_ratio_gap(policy, reference, tokenizer, rows):
+    prompts = [r["prompt"] for r in rows]
+    completions = [r["completion"][0]["content"] for r in rows]
+    ratio = completion_logps(policy, tokenizer, prompts, completions) - completion_logps(reference, tokenizer, prompts, completions)
+    desirable = [r["label"] for r in rows]
+    good = ratio[[i for i, d in enumerate(desirable) if d]].mean()
+    bad = ratio[[i for i, d in enumerate(desirable) if not d]].mean()
+    return float(good - bad)
+
+
+def test_kto_raises_the_desirable_undesirable_gap(world, sft, tmp_path):
+    trainer = {"learning_rate": 5e-3, "beta": 0.1, "desirable_weight": 1.0, "undesirable_weight": 1.0, "max_steps": 12}
+    record = run("kto", block(trainer, module="kto"), seed=0, policy=sft, reference=sft,
+                 data={"kto": world["kto"]}, reward_model=None, out_dir=tmp_path / "kto")
+    rows = read_jsonl(world["kto"])
+    tokenizer = AutoTokenizer.from_pretrained(sft)
+    before = log_ratio_gap(sft, sft, tokenizer, rows)
+    after = log_ratio_gap(tmp_path / "kto", sft, tokenizer, rows)
+    assert before == pytest.approx(0.0, abs=1e-6)
+    assert after > before + 1.0, (before, after)
+    assert record["parents"]["reference"]["checkpoint_hash"] == read_provenance(sft)["checkpoint_hash"]
+    assert record["tokens_seen"] > 0
