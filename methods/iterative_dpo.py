@@ -7,21 +7,19 @@ block's `length_penalty` (lambda) is > 0 (the report's Table 6 ablation). Config
   iterations (T), samples_per_prompt (K), length_penalty (lambda), sampling: {temperature, max_new_tokens,
   top_p, batch_size}, trainer: DPOConfig keys for each iteration (methods/dpo.py), batch sizes as for DPO.
 
-Family "iterative": Snakemake runs it through workflow/rules/iterative.smk, one file per stage and iteration,
-so a rerun resumes at the iteration it stopped in:
+Family "iterative": Snakemake runs it through workflow/rules/iterative.smk, one job per {iteration} (sample,
+score, pair and train in one process, to pay the imports once) whose samples, pairs, stats and policy are files,
+so a rerun resumes at the iteration it stopped in; a last job publishes the final policy:
 
-    python -m methods.iterative_dpo sample --method M --block-json J --seed 0 --iteration 1 \
-        --policy results/micro/models/sft --reward-model results/micro/models/reward_model \
-        --prompts results/micro/data/online_prompts.jsonl --out-dir results/micro/iterative/M/iter1
-    python -m methods.iterative_dpo train --method M --block-json J --seed 0 --iteration 1 \
+    python -m methods.iterative_dpo iteration --method M --block-json J --seed 0 --iteration 1 \
         --policy results/micro/models/sft --reference results/micro/models/sft \
-        --reward-model results/micro/models/reward_model --samples-dir results/micro/iterative/M/iter1 \
-        --out-dir results/micro/models/M/iter1
+        --reward-model results/micro/models/reward_model --prompts results/micro/data/online_prompts.jsonl \
+        --samples-dir results/micro/iterative/M/iter1 --out-dir results/micro/models/M/iter1
     python -m methods.iterative_dpo finalize --method M --block-json J --seed 0 --sft results/micro/models/sft \
         --reward-model results/micro/models/reward_model --iterations-root results/micro/iterative/M \
         --out-dir results/micro/models/M          # copies iter{T}: the policy generation and evaluation use
 
-`train(ctx)` (methods/train.py) runs the same stages in one process.
+`train(ctx)` (methods/train.py) runs the same iterations in one process.
 """
 
 from __future__ import annotations
@@ -149,6 +147,15 @@ def train_stage(method: str, block: dict, *, seed: int, iteration: int, policy: 
                                   "metrics": json.loads(json.dumps(result.metrics, default=float))})
 
 
+def iteration_stage(method: str, block: dict, *, seed: int, iteration: int, policy: Path, reference: Path,
+                    reward_model: Path, prompts: Path, samples_dir: Path, out_dir: Path) -> dict:
+    """One iteration: sample and pair (files in samples_dir), then DPO (checkpoint in out_dir)."""
+    sample_stage(method, block, seed=seed, iteration=iteration, policy=policy, reward_model=reward_model,
+                 prompts=prompts, out_dir=samples_dir)
+    return train_stage(method, block, seed=seed, iteration=iteration, policy=policy, reference=reference,
+                       reward_model=reward_model, samples_dir=samples_dir, out_dir=out_dir)
+
+
 def finalize_stage(method: str, block: dict, *, seed: int, sft: Path, reward_model: Path, iterations_root: Path,
                    out_dir: Path) -> dict:
     """The last iteration's policy becomes models/<method>; provenance sums every iteration's cost."""
@@ -189,12 +196,11 @@ def train(ctx: TrainContext) -> TrainResult:
         raise InputError(str(err)) from None
     policy, tokens = ctx.policy, 0
     for t in range(1, int(ctx.block["iterations"]) + 1):
-        work = iteration_dir(ctx.out_dir / "iterative", t)
-        sample_stage(ctx.method, ctx.block, seed=ctx.seed, iteration=t, policy=policy, reward_model=ctx.reward_model,
-                     prompts=ctx.data["online_prompts"], out_dir=work)
-        record = train_stage(ctx.method, ctx.block, seed=ctx.seed, iteration=t, policy=policy,
-                             reference=ctx.reference, reward_model=ctx.reward_model, samples_dir=work,
-                             out_dir=iteration_dir(ctx.out_dir, t))
+        record = iteration_stage(ctx.method, ctx.block, seed=ctx.seed, iteration=t, policy=policy,
+                                 reference=ctx.reference, reward_model=ctx.reward_model,
+                                 prompts=ctx.data["online_prompts"],
+                                 samples_dir=iteration_dir(ctx.out_dir / "iterative", t),
+                                 out_dir=iteration_dir(ctx.out_dir, t))
         policy, tokens = iteration_dir(ctx.out_dir, t), tokens + record["tokens_seen"]
     model, tokenizer = load_policy(policy)
     compute = read_provenance(policy)["compute"]
@@ -205,32 +211,30 @@ def train(ctx: TrainContext) -> TrainResult:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["sample", "train", "finalize"])
+    parser.add_argument("stage", choices=["iteration", "finalize"])
     parser.add_argument("--method", required=True, help="the method's config name")
     parser.add_argument("--block-json", required=True, help="the method's config block as JSON")
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--iteration", type=int, help="1..iterations (sample, train)")
-    parser.add_argument("--policy", type=Path, help="the policy this iteration starts from (sample, train)")
-    parser.add_argument("--reference", type=Path, help="the fixed reference: the SFT checkpoint (train)")
+    parser.add_argument("--iteration", type=int, help="1..iterations (iteration)")
+    parser.add_argument("--policy", type=Path, help="the policy this iteration starts from (iteration)")
+    parser.add_argument("--reference", type=Path, help="the fixed reference: the SFT checkpoint (iteration)")
+    parser.add_argument("--prompts", type=Path, help="online_prompts.jsonl (iteration)")
+    parser.add_argument("--samples-dir", type=Path, help="where this iteration's samples and pairs go (iteration)")
     parser.add_argument("--sft", type=Path, help="the SFT checkpoint (finalize)")
-    parser.add_argument("--reward-model", type=Path, required=True)
-    parser.add_argument("--prompts", type=Path, help="online_prompts.jsonl (sample)")
-    parser.add_argument("--samples-dir", type=Path, help="this iteration's samples folder (train)")
     parser.add_argument("--iterations-root", type=Path, help="folder of every iteration's samples (finalize)")
+    parser.add_argument("--reward-model", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     block = json.loads(args.block_json)
-    needed = {"sample": ["iteration", "policy", "prompts"], "train": ["iteration", "policy", "reference", "samples_dir"],
+    needed = {"iteration": ["iteration", "policy", "reference", "prompts", "samples_dir"],
               "finalize": ["sft", "iterations_root"]}[args.stage]
     missing = [f"--{name.replace('_', '-')}" for name in needed if getattr(args, name) is None]
     if missing:
         parser.error(f"stage {args.stage} needs {' '.join(missing)}")
     common = {"seed": args.seed, "reward_model": args.reward_model, "out_dir": args.out_dir}
-    if args.stage == "sample":
-        sample_stage(args.method, block, iteration=args.iteration, policy=args.policy, prompts=args.prompts, **common)
-    elif args.stage == "train":
-        train_stage(args.method, block, iteration=args.iteration, policy=args.policy, reference=args.reference,
-                    samples_dir=args.samples_dir, **common)
+    if args.stage == "iteration":
+        iteration_stage(args.method, block, iteration=args.iteration, policy=args.policy, reference=args.reference,
+                        prompts=args.prompts, samples_dir=args.samples_dir, **common)
     else:
         finalize_stage(args.method, block, sft=args.sft, iterations_root=args.iterations_root, **common)
 

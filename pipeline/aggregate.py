@@ -1,30 +1,41 @@
-"""Aggregate stage: comparison tables computed from score files and checkpoint provenance on disk.
+"""Aggregate stage: comparison tables computed from score files, cross-model leaderboards and checkpoint
+provenance on disk. The columns come from the suite registry (each suite declares its own), so no suite is named
+here.
 
-    python -m pipeline.aggregate --scores results/micro/scores/*/*.json --models-dir results/micro/models \
-        --out-dir results/micro/tables
+    python -m pipeline.aggregate --scores results/micro/scores/*/*.json \\
+        --leaderboards results/micro/scores/leaderboard/*.json --models sft dpo --models-dir results/micro/models \\
+        --evals-json '{...the evals block...}' --micro-world --out-dir results/micro/tables
+
+Writes ``methods.{md,csv,json}`` (one row per model: every suite's columns with their SE or CI, training wall time,
+tokens seen, checkpoint and parent hashes) and the RLHF Workflow report's table shapes ``table4.{md,csv}`` (chat)
+and ``table5.{md,csv}`` (academic), with the published rows of any paper a suite names (``published:``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
+from typing import Any, Mapping
 
 import pandas as pd
+import yaml
 
+from evals.registry import Column, get_suite
+from pipeline.cli import entry_point
 from pipeline.io import InputError, read_json, write_json, write_text
 from pipeline.logs import get_logger
 from pipeline.provenance import read_provenance
-from pipeline.cli import entry_point
 
 log = get_logger("pipeline.aggregate")
 
-# (suite, metric) -> column title, in table order; a column appears when some score file has it.
-METHOD_COLUMNS = [
-    (("alpaca_eval", "gold_accuracy"), "Gold accuracy (%)"),
-    (("alpaca_eval", "gold_reward"), "Gold reward"),
-    (("alpaca_eval", "win_rate"), "AlpacaEval WR (%)"),
-]
+PUBLISHED_DIR = Path(__file__).resolve().parent.parent / "evals" / "published"
+PAPER_TABLES = {
+    "table4": "Chat benchmarks, in the shape of the RLHF Workflow report's Table 4",
+    "table5": "Academic benchmarks, in the shape of the RLHF Workflow report's Table 5",
+}
+SE, LOW, HIGH = " SE", " CI low", " CI high"
 
 
 def load_scores(paths: list[Path]) -> dict[tuple[str, str], dict]:
@@ -36,66 +47,185 @@ def load_scores(paths: list[Path]) -> dict[tuple[str, str], dict]:
     return scores
 
 
-def fmt(metric: dict | None, digits: int = 1) -> str:
-    if metric is None:
-        return ""
-    value, stderr = metric["value"], metric.get("stderr")
-    if stderr is None or (isinstance(stderr, float) and math.isnan(stderr)):
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} ± {stderr:.{digits}f}"
+def load_leaderboards(paths: list[Path]) -> dict[str, dict]:
+    """suite -> leaderboard file contents."""
+    return {board["suite"]: board for board in (read_json(p, schema="leaderboard") for p in paths)}
 
 
-def method_rows(models: list[str], scores: dict, models_dir: Path) -> list[dict]:
+def suite_columns(evals: Mapping[str, Any]) -> list[tuple[str, Column]]:
+    """(suite, column) for every configured suite, sorted stably by the columns' group."""
+    columns = [(suite, column) for suite in evals for column in get_suite(suite).columns(evals[suite])]
+    return sorted(columns, key=lambda sc: sc[1].group)
+
+
+def lookup(model: str, suite: str, column: Column, scores: Mapping, boards: Mapping) -> dict | None:
+    """The metric of one table cell, or None when that file has no such metric (e.g. gold metrics off the world)."""
+    if column.leaderboard:
+        board = boards.get(suite)
+        if board is None:
+            raise InputError(f"no leaderboard file for suite {suite!r}")
+        return board["models"].get(model, {}).get(column.key)
+    score = scores.get((model, suite))
+    if score is None:
+        raise InputError(f"no {suite} score file for model {model!r}")
+    return score["metrics"].get(column.key)
+
+
+def put(row: dict, title: str, metric: dict | None, column: Column) -> None:
+    """Flat csv/json cells of one metric: value plus SE, or value plus CI bounds."""
+    row[title] = None if metric is None else metric["value"]
+    if column.interval:
+        row[title + LOW] = None if metric is None else metric.get("lower")
+        row[title + HIGH] = None if metric is None else metric.get("upper")
+    else:
+        row[title + SE] = None if metric is None else metric.get("stderr")
+
+
+def method_rows(models: list[str], scores: Mapping, boards: Mapping, columns: list[tuple[str, Column]],
+                models_dir: Path) -> list[dict]:
     rows = []
     for model in models:
         provenance = read_provenance(models_dir / model)
-        row = {"Model": model, "Method": provenance.get("module", provenance["stage"])}
-        for (suite, name), title in METHOD_COLUMNS:
-            score = scores.get((model, suite))
-            if score is None:
-                raise InputError(f"no {suite} score file for model {model!r}")
-            metric = score["metrics"].get(name)
-            row[title] = metric["value"] if metric else None
-            row[f"{title} SE"] = metric["stderr"] if metric else None
-        row["Mean length (chars)"] = scores[(model, "alpaca_eval")]["mean_length"]
+        row: dict[str, Any] = {"Model": model, "Method": provenance.get("module", provenance["stage"])}
+        for suite, column in columns:
+            put(row, column.title, lookup(model, suite, column, scores, boards), column)
         row["Train wall time (s)"] = provenance["wall_time_s"]
         row["Tokens seen"] = provenance["tokens_seen"]
         row["Checkpoint"] = provenance["checkpoint_hash"]
         row["Parent"] = provenance["parents"].get("policy", {}).get("checkpoint_hash", "")
         rows.append(row)
+    return drop_empty(rows, columns)
+
+
+def drop_empty(rows: list[dict], columns: list[tuple[str, Column]]) -> list[dict]:
+    """Leave out the columns no row has a value for (the gold metrics outside the micro world)."""
+    for _, column in columns:
+        title = column.title
+        if rows and all(r.get(title) is None for r in rows):
+            for r in rows:
+                for key in (title, title + SE, title + LOW, title + HIGH):
+                    r.pop(key, None)
     return rows
 
 
-def to_markdown(rows: list[dict]) -> str:
-    """Values with their standard errors as `v ± se`; SE columns folded into their value column."""
-    display = []
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def show(row: Mapping[str, Any], title: str, digits: int) -> str:
+    """``v ± se``, ``v [lo, hi]`` or ``v`` (empty when there is no value)."""
+    value = row.get(title)
+    if _is_missing(value):
+        return ""
+    if not isinstance(value, (int, float)):
+        return str(value)
+    text = f"{value:.{digits}f}"
+    if not _is_missing(row.get(title + LOW)) and not _is_missing(row.get(title + HIGH)):
+        return f"{text} [{row[title + LOW]:.{digits}f}, {row[title + HIGH]:.{digits}f}]"
+    if not _is_missing(row.get(title + SE)):
+        return f"{text} ± {row[title + SE]:.{digits}f}"
+    return text
+
+
+def to_markdown(rows: list[dict], digits: Mapping[str, int], caption: str = "") -> str:
+    """Values with their SE (``v ± se``) or CI (``v [lo, hi]``); SE and CI columns folded into their column."""
+    hidden = (SE, LOW, HIGH)
+    titles = [k for k in (rows[0] if rows else {}) if not k.endswith(hidden)]
+    shown = []
     for row in rows:
-        shown = {}
-        for key, value in row.items():
-            if key.endswith(" SE"):
-                continue
-            se = row.get(f"{key} SE")
-            if isinstance(value, float):
-                digits = 3 if key == "Gold reward" else 1
-                shown[key] = fmt({"value": value, "stderr": se}, digits)
-            else:
-                shown[key] = value
-        display.append(shown)
-    return pd.DataFrame(display).to_markdown(index=False) + "\n"
+        shown.append({t: show(row, t, digits.get(t, 1)) if isinstance(row.get(t), float) else
+                      ("" if row.get(t) is None else row[t]) for t in titles})
+    table = pd.DataFrame(shown, columns=titles).to_markdown(index=False) if rows else "(no rows)"
+    return table + "\n" + (f"\n{caption}\n" if caption else "")
+
+
+def published_tables(evals: Mapping[str, Any]) -> dict[str, dict]:
+    """The published papers named by the configured suites (``evals.<suite>.published``): name -> file contents."""
+    papers = {}
+    for suite, block in evals.items():
+        name = block.get("published")
+        if name and name not in papers:
+            path = PUBLISHED_DIR / f"{name}.yaml"
+            if not path.is_file():
+                known = sorted(p.stem for p in PUBLISHED_DIR.glob("*.yaml"))
+                raise InputError(f"config key evals.{suite}.published: no {path} (published tables: {known})")
+            papers[name] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return papers
+
+
+def paper_table(table: str, method_table: list[dict], columns: list[tuple[str, Column]],
+                papers: Mapping[str, dict]) -> tuple[list[dict], dict[str, int]]:
+    """One paper-shaped table: the published rows (if any paper is named), then ours, in the paper's column titles.
+    Our columns that the paper lacks (the micro world's gold reward, lengths) follow the paper's own."""
+    ours = [(suite, c) for suite, c in columns if c.in_paper(table)]
+    titles: list[str] = []
+    for paper in papers.values():
+        titles += [t for t in paper.get("tables", {}).get(table, {}).get("columns", []) if t not in titles]
+    titles += [c.in_paper(table) for _, c in ours if c.in_paper(table) not in titles]
+    rows: list[dict] = []
+    for name, paper in papers.items():
+        for ref in paper.get("tables", {}).get(table, {}).get("rows", []):
+            rows.append({"Model": f"{ref['Model']} (published)", "Method": ref.get("Method", ""),
+                         **{t: ref.get(t) for t in titles}})
+    digits = {c.in_paper(table): c.digits for _, c in ours}
+    for measured in method_table:
+        row: dict[str, Any] = {"Model": measured["Model"], "Method": measured["Method"]}
+        row.update({t: None for t in titles})
+        for _, c in ours:
+            if c.title in measured:
+                for suffix in ("", SE, LOW, HIGH):
+                    if c.title + suffix in measured:
+                        row[c.in_paper(table) + suffix] = measured[c.title + suffix]
+        rows.append(row)
+    for t in titles:  # e.g. the gold reward outside the micro world
+        if all(_is_missing(r.get(t)) for r in rows):
+            for r in rows:
+                for suffix in ("", SE, LOW, HIGH):
+                    r.pop(t + suffix, None)
+    return rows, digits
+
+
+def captions(evals: Mapping[str, Any], columns: list[tuple[str, Column]], papers: Mapping[str, dict] | None = None,
+             table: str | None = None) -> str:
+    """The captions of the suites with a column in the table (every suite for methods.md), one line each."""
+    shown = [suite for suite in evals if any(s == suite and (table is None or c.in_paper(table)) for s, c in columns)]
+    lines = [get_suite(suite).caption(evals[suite]) for suite in shown]
+    lines += [f"Rows marked (published): {paper['source']}." for paper in (papers or {}).values()
+              if table in paper.get("tables", {})]
+    return "\n".join(f"- {line}" for line in lines if line)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scores", type=Path, nargs="+", required=True)
+    parser.add_argument("--leaderboards", type=Path, nargs="*", default=[])
     parser.add_argument("--models", nargs="+", required=True, help="models in table order")
     parser.add_argument("--models-dir", type=Path, required=True)
+    parser.add_argument("--evals-json", required=True, help="the config's `evals` block")
+    parser.add_argument("--suites", nargs="+", help="suites in column order (default: the evals block's order)")
+    parser.add_argument("--micro-world", action="store_true", help="a micro-world study (gold metrics exist)")
     parser.add_argument("--out-dir", type=Path, required=True)
     args = parser.parse_args(argv)
-    rows = method_rows(args.models, load_scores(args.scores), args.models_dir)
+    evals = json.loads(args.evals_json)
+    if args.suites:
+        unknown = sorted(set(args.suites) - set(evals))
+        if unknown:
+            raise InputError(f"--suites {unknown}: not in the evals block ({sorted(evals)})")
+        evals = {suite: evals[suite] for suite in args.suites}
+    columns = suite_columns(evals)
+    papers = published_tables(evals)
+    rows = method_rows(args.models, load_scores(args.scores), load_leaderboards(args.leaderboards), columns,
+                       args.models_dir)
+    digits = {c.title: c.digits for _, c in columns}
     write_text(args.out_dir / "methods.csv", pd.DataFrame(rows).to_csv(index=False))
-    markdown = to_markdown(rows)
+    markdown = to_markdown(rows, digits, captions(evals, columns))
     write_text(args.out_dir / "methods.md", markdown)
     write_json(args.out_dir / "methods.json", rows)
+    for table, title in PAPER_TABLES.items():
+        table_rows, table_digits = paper_table(table, rows, columns, papers)
+        world = " (micro world: the same shapes filled with micro-world metrics)" if args.micro_world else ""
+        write_text(args.out_dir / f"{table}.md", f"{title}{world}.\n\n" + to_markdown(table_rows, table_digits, captions(evals, columns, papers, table)))
+        write_text(args.out_dir / f"{table}.csv", pd.DataFrame(table_rows).to_csv(index=False))
     log.info("wrote %s\n%s", args.out_dir / "methods.md", markdown)
 
 

@@ -42,7 +42,7 @@ def _check_references(config: dict, source: str) -> None:
         if name == "sft" and spec.family != "sft":
             raise ConfigError(f"{source}: key sft.module: {module!r} is a {spec.family} method, expected an sft one")
     for suite, block in config["evals"].items():
-        if block["judge"] not in config["judges"]:
+        if "judge" in block and block["judge"] not in config["judges"]:  # harness suites (academic) have no judge
             raise ConfigError(f"{source}: key evals.{suite}.judge: {block['judge']!r} is not a key of judges "
                               f"({sorted(config['judges'])})")
 

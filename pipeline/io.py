@@ -71,7 +71,7 @@ def read_jsonl(path: str | Path, schema: str | None = None) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise InputError(f"{path}, row {i}: not valid JSON ({err.msg} at column {err.colno})") from None
+                raise InputError(f"{path}, row {i}: not valid JSON ({err.msg}, column {err.colno})") from None
             if schema:
                 validate(row, schema, f"{path}, row {i}")
             rows.append(row)

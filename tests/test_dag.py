@@ -55,19 +55,34 @@ def smoke():
 
 
 def test_table_is_computed_from_judgment_and_generation_files(smoke):
+    from evals.arena_hard import judgments_to_battles
+
     table = pd.read_csv(smoke / "tables" / "methods.csv")
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     assert list(table["Model"]) == ["sft", *config["methods"]]
     items = {it["turns"][0]: it for it in read_jsonl(smoke / "data" / "eval_items.jsonl") if it["suite"] == "alpaca_eval"}
-    for row in table.itertuples():
-        judgments = read_jsonl(smoke / "judgments" / row.Model / "alpaca_eval.jsonl")
+    for _, row in table.iterrows():
+        model = row["Model"]
+        judgments = read_jsonl(smoke / "judgments" / model / "alpaca_eval.jsonl")
         prefs = [j["preference"] for j in judgments if j["preference"] is not None]
-        assert row._5 == pytest.approx(100 * sum(p - 1 for p in prefs) / len(prefs))   # AlpacaEval WR (%)
-        generations = read_json(smoke / "generations" / row.Model / "alpaca_eval.json")
+        assert row["AlpacaEval WR (%)"] == pytest.approx(100 * sum(p - 1 for p in prefs) / len(prefs))
+        generations = read_json(smoke / "generations" / model / "alpaca_eval.json")
         correct = [is_correct(g["output"], items[g["instruction"]]["golds"][0]) for g in generations]
-        assert row._3 == pytest.approx(100 * sum(correct) / len(correct))               # Gold accuracy (%)
-        assert row._9 == pytest.approx(sum(len(g["output"]) for g in generations) / len(generations))
-    assert "AlpacaEval WR (%)" in (smoke / "tables" / "methods.md").read_text()
+        assert row["Gold accuracy (%)"] == pytest.approx(100 * sum(correct) / len(correct))
+        assert row["Mean length (chars)"] == pytest.approx(sum(len(g["output"]) for g in generations) / len(generations))
+        ratings = [j["score"] for j in read_jsonl(smoke / "judgments" / model / "mt_bench.jsonl") if j["score"] != -1]
+        assert row["MT-Bench"] == pytest.approx(sum(ratings) / len(ratings))
+        # Bradley-Terry against the baseline alone: the win rate is the mean battle outcome (strong verdicts x3).
+        battles = judgments_to_battles(read_jsonl(smoke / "judgments" / model / "arena_hard.jsonl"))
+        assert row["Arena-Hard (%)"] == pytest.approx(100 * battles["scores"].mean(), abs=1e-4)
+        assert row["Arena-Hard (%) CI low"] <= row["Arena-Hard (%)"] <= row["Arena-Hard (%) CI high"]
+        lm_eval = read_json(smoke / "scores" / model / "academic.lm_eval_results.json")["results"]
+        for task in config["evals"]["academic"]["tasks"]:
+            key = "exact_match,flexible-extract" if task["name"] == "micro_arith_gen" else "acc,none"
+            assert row[task["title"]] == pytest.approx(100 * lm_eval[task["name"]][key])
+    markdown = (smoke / "tables" / "methods.md").read_text()
+    assert "AlpacaEval WR (%)" in markdown and "length_controlled_minimal" in markdown
+    assert "LC AlpacaEval-2" in (smoke / "tables" / "table4.md").read_text()
 
 
 def test_every_method_descends_from_the_one_sft_checkpoint(smoke):
@@ -90,3 +105,19 @@ def test_sft_solves_a_clearly_non_trivial_share(smoke):
 def test_rerun_has_nothing_to_do(smoke):
     proc = snakemake("-n", "--configfile", "config/smoke.yaml", "--config", f"study={STUDY}")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_corrupt_row_stops_the_rule_with_one_clear_line(smoke):
+    judgments = smoke / "judgments" / "sft" / "alpaca_eval.jsonl"
+    original = judgments.read_text()
+    lines = original.splitlines(keepends=True)
+    try:
+        judgments.write_text("".join(lines[:2]) + '{"instruction": "cut off\n' + "".join(lines[3:]))
+        proc = snakemake("--cores", "1", "--configfile", "config/smoke.yaml", "--config", f"study={STUDY}",
+                         "--forcerun", "score_alpaca_eval", f"results/{STUDY}/scores/sft/alpaca_eval.json", check=False)
+        assert proc.returncode != 0
+        log = (smoke / "logs" / "score" / "sft" / "alpaca_eval.log").read_text().strip()
+        assert log.splitlines() == [f"error: {judgments.relative_to(ROOT)}, row 3: not valid JSON "
+                                    "(Unterminated string starting at, column 16)"]
+    finally:
+        judgments.write_text(original)

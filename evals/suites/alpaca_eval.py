@@ -16,6 +16,9 @@ from evals.registry import AnswerRounds, ChatSuite, Column, generation_settings,
 from evals.suites import GOLD, gold_metrics, items_of_suite, metric, need, read_items, require_gold, \
     trivial_baseline_accuracy
 from pipeline.io import InputError, read_json, read_jsonl
+from pipeline.logs import get_logger
+
+log = get_logger("evals.suites.alpaca_eval")
 
 BASELINE = "alpaca_eval_baseline"
 # Our instruction sets are not AlpacaEval's: upstream's instruction difficulty means nothing for them, so the
@@ -50,10 +53,13 @@ class AlpacaEval(ChatSuite):
     def caption(self, settings: Mapping[str, Any]) -> str:
         glm = settings.get("lc_glm", DEFAULT_LC_GLM)
         n_boot = settings.get("lc_bootstrap", DEFAULT_LC_BOOTSTRAP)
+        splits = settings.get("lc_cv_splits", 5)
+        fit = (f"L1 penalty chosen by {splits}-fold CV as upstream" if splits else "a plain fit at C = 100 (no CV)")
         return (f"AlpacaEval: win rate (%) against the fixed baseline ± SE; LC = length-controlled win rate by "
                 f"AlpacaEval's `{glm}` GLM (logit = tanh(std Δlen) + bias, no instruction difficulty: our "
-                f"instructions are not AlpacaEval's), fitted per model, ± bootstrap SE over {n_boot} resamples of "
-                f"the judgments; lengths in characters.")
+                f"instructions are not AlpacaEval's), fitted per model ({fit}), ± bootstrap SE over {n_boot} resamples of "
+                f"the judgments; lengths in characters. Gold accuracy and gold reward (micro world only): the same "
+                f"answers checked against the world's gold answers.")
 
     def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
         rows = read_json(need(data, BASELINE, self.name), schema="alpaca_eval_outputs")
@@ -90,7 +96,10 @@ class AlpacaEval(ChatSuite):
 
     def score(self, model: str, generations: Path, judgments: Path | None, data: Mapping[str, Path],
               settings: Mapping[str, Any], world: Mapping[str, Any] | None) -> dict:
+        import warnings
+
         import pandas as pd
+        from sklearn.exceptions import ConvergenceWarning
 
         from evals import alpaca_eval as ae
 
@@ -99,8 +108,14 @@ class AlpacaEval(ChatSuite):
         if not annotations:
             raise InputError(f"{judgments}: no judgments")
         glm = settings.get("lc_glm", DEFAULT_LC_GLM)
-        lc = ae.length_controlled_win_rate(pd.DataFrame(annotations), glm_name=glm,
-                                           n_bootstrap=settings.get("lc_bootstrap", DEFAULT_LC_BOOTSTRAP))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            lc = ae.length_controlled_win_rate(pd.DataFrame(annotations), glm_name=glm,
+                                               n_splits=settings.get("lc_cv_splits", ae.GLM_N_SPLITS),
+                                               n_bootstrap=settings.get("lc_bootstrap", DEFAULT_LC_BOOTSTRAP))
+        if caught:  # liblinear on a few dozen rows, mostly bootstrap resamples with (nearly) one outcome
+            log.info("%s/%s: %d warnings from the LC fits (%s)", self.name, model, len(caught),
+                     sorted({type(w.message).__name__ for w in caught}))
         lengths = pd.Series([len(r["output"]) for r in rows], dtype=float)
         metrics = {
             "win_rate": metric(lc["win_rate"], lc["standard_error"], lc["n_total"], n_wins=lc["n_wins"],
@@ -110,6 +125,7 @@ class AlpacaEval(ChatSuite):
             # lc_standard_error is 0 by construction for this GLM).
             "lc_win_rate": metric(lc["length_controlled_winrate"], lc.get("lc_bootstrap_standard_error"),
                                   lc["n_total"], glm=glm, glm_weights=lc["glm_weights"],
+                                  glm_C=lc["glm_C"] if lc["glm_C"] == lc["glm_C"] else None,
                                   n_bootstrap=settings.get("lc_bootstrap", DEFAULT_LC_BOOTSTRAP)),
             "mean_length": metric(lengths.mean(), lengths.sem() if len(lengths) > 1 else None, len(lengths)),
         }

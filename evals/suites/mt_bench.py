@@ -41,6 +41,7 @@ class MTBench(ChatSuite):
     judgment_schema = "mt_bench_judgment"
     generation_data = (QUESTIONS,)
     judge_data = (QUESTIONS,)
+    score_data = (QUESTIONS,)          # the micro world's gold items are found through the questions' item_id
     judge_format = "single_mt_bench"
     # FastChat samples per category (temperature 0.7 for writing and roleplay, 0.1 for stem and humanities, else 0)
     # with max_new_token 1024; the micro world's models answer greedily and briefly (the `generation:` block).

@@ -10,5 +10,5 @@ def test_ipo_raises_the_implicit_reward_margin(world, sft, tmp_path):
     trainer = {"loss_type": "ipo", "learning_rate": 5e-3, "beta": 0.5, "max_steps": 12}
     record, before, after = train_and_measure("ipo", trainer, world, sft, tmp_path, average=True)
     assert before == pytest.approx(0.0, abs=1e-6)
-    assert after > before + 0.1, (before, after)
+    assert after > before + 0.05, (before, after)
     assert record["config"]["module"] == "dpo" and record["module"] == "dpo"

@@ -75,7 +75,7 @@ def completion_logps(model_dir_or_model, tokenizer, prompts: list[list[dict]], c
     return torch.stack(out)
 
 
-def mean_reward(policy_dir, reward_model_dir, prompts: list[list[dict]], *, n: int = 4, max_new_tokens: int = 24,
+def mean_reward(policy_dir, reward_model_dir, prompts: list[list[dict]], *, n: int = 8, max_new_tokens: int = 24,
                 temperature: float = 1.0, seed: int = 123) -> float:
     """Mean reward-model score of n sampled completions per prompt from the policy."""
     from methods.common import load_policy

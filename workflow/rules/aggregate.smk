@@ -12,10 +12,13 @@ rule aggregate:
         json=f"{R}/tables/methods.json",
         table4=f"{R}/tables/table4.md",
         table5=f"{R}/tables/table5.md",
+        table4_csv=f"{R}/tables/table4.csv",
+        table5_csv=f"{R}/tables/table5.csv",
     params:
         models=" ".join(MODELS),
         models_dir=f"{R}/models",
         evals=as_json(config["evals"]),
+        suites=" ".join(SUITES),
         micro_world="--micro-world" if "world" in config else "",
         out_dir=f"{R}/tables",
     log:
@@ -24,5 +27,5 @@ rule aggregate:
         benchmark_path("aggregate")
     shell:
         "{PYTHON} -m pipeline.aggregate --scores {input.scores} --leaderboards {input.leaderboards} "
-        "--models {params.models} --models-dir {params.models_dir} --evals-json {params.evals:q} "
+        "--models {params.models} --models-dir {params.models_dir} --evals-json {params.evals:q} --suites {params.suites} "
         "{params.micro_world} --out-dir {params.out_dir} 2> {log:q}"

@@ -1,7 +1,8 @@
-# Iterative methods (modules of family "iterative", e.g. iterative DPO): T rounds of sample -> score -> pair ->
-# train, one file per stage and {iteration}, so a rerun resumes at the iteration it stopped in. The last
-# iteration's policy becomes models/<method>, which generation and evaluation use like any other checkpoint.
-# Rules call `python -m methods.<module> {sample,train,finalize}` (see methods/iterative_dpo.py).
+# Iterative methods (modules of family "iterative", e.g. iterative DPO): T rounds of sample K -> score with the
+# reward model -> best/worst pairs -> train, one job per {iteration} whose samples, pairs, stats and policy are
+# files, so a rerun resumes at the iteration it stopped in. The last iteration's policy becomes models/<method>,
+# which generation and evaluation use like any other checkpoint. Rules call `python -m methods.<module>
+# {iteration,finalize}` (see methods/iterative_dpo.py); one job per iteration pays the imports once.
 
 
 def iterative_policy(method, iteration):
@@ -18,37 +19,7 @@ def iterations(method):
     return range(1, int(config["methods"][method]["iterations"]) + 1)
 
 
-rule iterative_sample:
-    wildcard_constraints:
-        method="|".join(ITERATIVE_METHODS) or "NO_METHOD",
-        iteration=r"[1-9][0-9]*",
-    input:
-        policy=lambda w: f"{iterative_policy(w.method, w.iteration)}/provenance.json",
-        prompts=data_file("online_prompts"),
-        reward_model=checkpoint_done("reward_model"),
-    output:
-        samples=f"{R}/iterative/{{method}}/iter{{iteration}}/samples.jsonl",
-        pairs=f"{R}/iterative/{{method}}/iter{{iteration}}/pairs.jsonl",
-        stats=f"{R}/iterative/{{method}}/iter{{iteration}}/stats.json",
-    params:
-        module=lambda w: spec_of(w.method).name,
-        block=lambda w: as_json(config["methods"][w.method]),
-        policy=lambda w: iterative_policy(w.method, w.iteration),
-        reward_model=f"{R}/models/reward_model",
-        out_dir=lambda w: iterative_work(w.method, w.iteration),
-    threads: 1
-    log:
-        log_path("iterative_sample", "{method}/iter{iteration}"),
-    benchmark:
-        benchmark_path("iterative_sample", "{method}/iter{iteration}")
-    shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.{params.module} sample --method {wildcards.method} "
-        "--block-json {params.block:q} --seed {config[seed]} --iteration {wildcards.iteration} "
-        "--policy {params.policy} --reward-model {params.reward_model} --prompts {input.prompts} "
-        "--out-dir {params.out_dir} 2> {log:q}"
-
-
-rule iterative_train:
+rule iterative_iteration:
     wildcard_constraints:
         method="|".join(ITERATIVE_METHODS) or "NO_METHOD",
         iteration=r"[1-9][0-9]*",
@@ -56,10 +27,12 @@ rule iterative_train:
         policy=lambda w: f"{iterative_policy(w.method, w.iteration)}/provenance.json",
         sft=checkpoint_done("sft"),
         reward_model=checkpoint_done("reward_model"),
+        prompts=data_file("online_prompts"),
+    output:
+        samples=f"{R}/iterative/{{method}}/iter{{iteration}}/samples.jsonl",
         pairs=f"{R}/iterative/{{method}}/iter{{iteration}}/pairs.jsonl",
         stats=f"{R}/iterative/{{method}}/iter{{iteration}}/stats.json",
-    output:
-        f"{R}/models/{{method}}/iter{{iteration}}/provenance.json",
+        policy=f"{R}/models/{{method}}/iter{{iteration}}/provenance.json",
     params:
         module=lambda w: spec_of(w.method).name,
         block=lambda w: as_json(config["methods"][w.method]),
@@ -70,14 +43,14 @@ rule iterative_train:
         out_dir=f"{R}/models/{{method}}/iter{{iteration}}",
     threads: 1
     log:
-        log_path("iterative_train", "{method}/iter{iteration}"),
+        log_path("iterative_iteration", "{method}/iter{iteration}"),
     benchmark:
-        benchmark_path("iterative_train", "{method}/iter{iteration}")
+        benchmark_path("iterative_iteration", "{method}/iter{iteration}")
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.{params.module} train --method {wildcards.method} "
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.{params.module} iteration --method {wildcards.method} "
         "--block-json {params.block:q} --seed {config[seed]} --iteration {wildcards.iteration} "
         "--policy {params.policy} --reference {params.sft} --reward-model {params.reward_model} "
-        "--samples-dir {params.samples_dir} --out-dir {params.out_dir} 2> {log:q}"
+        "--prompts {input.prompts} --samples-dir {params.samples_dir} --out-dir {params.out_dir} 2> {log:q}"
 
 
 rule iterative_final:

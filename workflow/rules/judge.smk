@@ -24,7 +24,7 @@ def score_data(w):
 
 
 def gold_input(w):
-    return {"items": GOLD_ITEMS} if GOLD_ITEMS else {}
+    return {"gold": GOLD_ITEMS} if GOLD_ITEMS else {}
 
 
 def gold_arg(w):

@@ -1,0 +1,53 @@
+"""The judge stage with the HTTP judge against the loopback fake OpenAI server: a completed stage, rerun, makes no
+HTTP call (every answer comes from the on-disk cache) and writes the same judgments."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evals import judge as judge_stage
+from evals.registry import get_suite
+from pipeline.io import read_jsonl
+from tests.evals.conftest import CHAT_SUITES
+from tests.evals.fake_openai_server import FakeOpenAIServer
+
+# The fake server's answer style per suite (its pairwise verdicts are Arena-Hard's; AlpacaEval's parser finds no
+# m/M in them, which leaves those preferences unparsable but changes nothing about the calls).
+STYLE = {"alpaca_eval": "pairwise", "mt_bench": "rating", "arena_hard": "pairwise"}
+
+
+def judge_once(suite: str, server: FakeOpenAIServer, folder, eval_data, config, tmp_path) -> list[dict]:
+    s = get_suite(suite)
+    block = {"kind": "http", "model": "fake-judge", "base_url": server.base_url, "concurrency": 4,
+             "max_retries": 0, "timeout_s": 10, "max_requests_per_second": 1000}
+    out = tmp_path / "judgments" / f"{suite}.jsonl"
+    judge_stage.main([
+        "--suite", suite, "--model", "m", "--judge-name", "gpt", "--judge-json", json.dumps(block),
+        "--settings-json", json.dumps(config["evals"][suite]), "--generations", str(folder / s.generation_file),
+        "--data", *[f"{k}={eval_data[k]}" for k in s.judge_inputs(config["evals"][suite])],
+        "--cache", str(tmp_path / "judge_cache" / f"{suite}.jsonl"), "--out", str(out)])
+    return read_jsonl(out, schema=s.judgment_schema)
+
+
+def texts(suite: str, rows: list[dict]) -> list[tuple]:
+    if suite == "alpaca_eval":
+        return [(r["prompt_hash"], r["raw_completion"], r["cache_hit"]) for r in rows]
+    if suite == "mt_bench":
+        return [(r["prompt_hash"], r["judgment"], r["score"], r["cache_hit"]) for r in rows]
+    return [(g["prompt_hash"], g["judgment"]["answer"], g["score"], g["cache_hit"]) for r in rows for g in r["games"]]
+
+
+@pytest.mark.parametrize("suite", CHAT_SUITES)
+def test_rerun_of_a_completed_judge_stage_makes_no_http_call(suite, generate_for, eval_data, config, tmp_path):
+    folder, _ = generate_for("verbose", "verbose")
+    with FakeOpenAIServer(style=STYLE[suite]) as server:
+        first = judge_once(suite, server, folder, eval_data, config, tmp_path)
+        calls = server.calls
+        assert calls == len(texts(suite, first)) > 0
+        assert not any(hit for *_, hit in texts(suite, first))
+        second = judge_once(suite, server, folder, eval_data, config, tmp_path)
+        assert server.calls == calls  # the rerun made 0 HTTP calls
+    assert all(hit for *_, hit in texts(suite, second))
+    assert [t[:-1] for t in texts(suite, second)] == [t[:-1] for t in texts(suite, first)]

@@ -1,0 +1,254 @@
+"""The suite registry and the generate -> judge -> score -> leaderboard stages of every chat suite, on a small micro
+world with scripted models: our files carry the upstream field names and load with pandas exactly as the upstream
+scripts read them, and the scores follow from the judgment files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from evals import registry
+from evals.registry import ChatSuite, Column, HarnessSuite, get_suite, registered
+from pipeline.io import read_json, read_jsonl, validate
+from tests.evals.conftest import CHAT_SUITES, ROOT
+
+
+# --------------------------------------------------------------------------------------------- registry
+
+
+def test_every_suite_is_registered_with_its_declarations():
+    suites = registered()
+    assert set(suites) >= {"alpaca_eval", "mt_bench", "arena_hard", "academic"}
+    for name, suite in suites.items():
+        assert suite.name == name and suite.version and suite.generation_file
+        assert isinstance(suite, (ChatSuite, HarnessSuite))
+    assert [s for s in suites if suites[s].is_judged] == sorted(CHAT_SUITES, key=list(suites).index)
+    assert suites["arena_hard"].has_leaderboard
+
+
+def test_unknown_suite_names_the_registered_ones():
+    with pytest.raises(KeyError, match=r"unknown suite 'mt_bnech' \(did you mean 'mt_bench'\?\); registered suites"):
+        get_suite("mt_bnech")
+
+
+def test_a_taken_name_cannot_be_registered_twice():
+    with pytest.raises(ValueError, match="suite 'mt_bench' is already registered"):
+        @registry.register_suite
+        class Again(ChatSuite):  # noqa: F841
+            name, version, generation_file = "mt_bench", "1", "x.jsonl"
+
+
+def test_columns_come_from_the_config_block(config):
+    columns = get_suite("academic").columns(config["evals"]["academic"])
+    assert [c.title for c in columns] == [t["title"] for t in config["evals"]["academic"]["tasks"]]
+    assert all(isinstance(c, Column) and c.in_paper("table5") for c in columns)
+    assert get_suite("alpaca_eval").columns({})[3].in_paper("table4") == "LC AlpacaEval-2"
+
+
+def test_judging_and_scoring_import_no_torch():
+    code = ("import sys, evals.judge, evals.score, evals.leaderboard, pipeline.aggregate, evals.judges.http, "
+            "evals.judges.oracle; from evals.registry import registered; registered(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'trl', 'lm_eval') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------------------------- generation
+
+
+def test_one_backend_call_per_round_serves_every_suite(generate_for, eval_data):
+    _, backend = generate_for("concise", "concise")
+    assert len(backend.calls) == 2  # round 1: every suite's first turn together; round 2: MT-Bench's second turn
+    questions = read_jsonl(eval_data["mt_bench_questions"])
+    assert len(backend.calls[0][0]) == sum(len(read_jsonl(eval_data[k])) for k in ("arena_hard_questions",)) + \
+        len(read_json(eval_data["alpaca_eval_baseline"])) + len(questions)
+    second = backend.calls[1][0]
+    assert len(second) == len(questions)
+    for conversation, question in zip(second, questions):
+        # the second turn is asked after the model's own first answer
+        assert [m["role"] for m in conversation] == ["user", "assistant", "user"]
+        assert conversation[1]["content"] == backend.answer(conversation[:1])
+        assert conversation[2]["content"] == question["turns"][1]
+
+
+def test_alpaca_eval_outputs_load_as_upstream_reads_them(generate_for):
+    folder, _ = generate_for("concise", "concise")
+    path = folder / "alpaca_eval.json"
+    rows = json.loads(path.read_text())
+    assert isinstance(rows, list)
+    frame = pd.DataFrame(rows)  # alpaca_eval's load_or_convert_to_dataframe: a JSON list of records
+    assert {"instruction", "output", "generator"} <= set(frame.columns)
+    assert set(pd.read_json(path)["generator"]) == {"concise"}
+
+
+def test_mt_bench_answers_load_as_fastchat_reads_them(generate_for):
+    folder, _ = generate_for("concise", "concise")
+    frame = pd.read_json(folder / "mt_bench.jsonl", lines=True)
+    assert {"question_id", "answer_id", "model_id", "choices", "tstamp"} <= set(frame.columns)
+    assert frame["question_id"].dtype.kind == "i"
+    for choices in frame["choices"]:
+        assert choices[0]["index"] == 0 and len(choices[0]["turns"]) == 2
+
+
+def test_arena_hard_answers_load_as_arena_hard_auto_reads_them(generate_for, eval_data):
+    folder, _ = generate_for("concise", "concise")
+    for path in (folder / "arena_hard.jsonl", eval_data["arena_hard_baseline"]):
+        frame = pd.read_json(path, lines=True)
+        assert {"uid", "model", "messages"} <= set(frame.columns)
+        assert all(isinstance(m[-1]["content"]["answer"], str) for m in frame["messages"])
+        assert all("token_len" in meta for meta in frame["metadata"])
+
+
+def test_data_stage_writes_upstream_question_files(eval_data):
+    questions = pd.read_json(eval_data["mt_bench_questions"], lines=True)
+    assert {"question_id", "category", "turns"} <= set(questions.columns)
+    needs_ref = questions["category"].isin(["math", "reasoning", "coding"])
+    assert questions.loc[needs_ref, "reference"].map(len).eq(2).all()
+    assert questions.loc[~needs_ref, "reference"].isna().all()
+    arena = pd.read_json(eval_data["arena_hard_questions"], lines=True)
+    assert {"uid", "category", "prompt"} <= set(arena.columns)
+    mc = read_jsonl(eval_data["academic_mc"], schema="academic_mc_row")
+    assert all(len(set(r["choices"])) == 4 for r in mc)
+
+
+# --------------------------------------------------------------------------------------------- judging
+
+
+@pytest.fixture(scope="module")
+def judged(generate_for, eval_data, config):
+    """judged(model, style) -> {suite: judgment rows} by the oracle judge, via the stage's main()."""
+    from evals import judge as judge_stage
+
+    done = {}
+
+    def run(model: str, style: str) -> dict[str, list[dict]]:
+        if (model, style) not in done:
+            folder, _ = generate_for(model, style)
+            rows = {}
+            for suite in CHAT_SUITES:
+                s = get_suite(suite)
+                out = folder.parent / f"judgments_{model}" / f"{suite}.jsonl"
+                judge_stage.main([
+                    "--suite", suite, "--model", model, "--judge-name", "oracle",
+                    "--judge-json", json.dumps(config["judges"]["oracle"]), "--world-json", json.dumps(config["world"]),
+                    "--settings-json", json.dumps(config["evals"][suite]), "--generations", str(folder / s.generation_file),
+                    "--data", *[f"{k}={eval_data[k]}" for k in s.judge_inputs(config["evals"][suite])],
+                    "--items", str(eval_data["eval_items"]), "--cache", str(out.with_suffix(".cache.jsonl")),
+                    "--out", str(out)])
+                rows[suite] = (out, read_jsonl(out, schema=s.judgment_schema))
+            done[(model, style)] = rows
+        return done[(model, style)]
+
+    return run
+
+
+def test_alpaca_eval_judgments_load_as_upstream_annotations(judged):
+    path, rows = judged("concise", "concise")["alpaca_eval"]
+    frame = pd.read_json(path, lines=True)
+    upstream = {"instruction", "output_1", "generator_1", "output_2", "generator_2", "annotator", "preference"}
+    ours = {"judge", "prompt_hash", "raw_completion", "latency_s", "cache_hit"}
+    assert upstream | ours <= set(frame.columns)
+    assert set(frame["generator_1"]) == {"baseline"} and set(frame["generator_2"]) == {"concise"}
+    assert frame["preference"].between(1, 2).all()
+
+
+def test_mt_bench_judgments_load_as_fastchat_show_result_reads_them(judged):
+    path, rows = judged("concise", "concise")["mt_bench"]
+    df_all = pd.read_json(path, lines=True)  # fastchat/llm_judge/show_result.py display_result_single
+    df = df_all[["model", "score", "turn"]]
+    df = df[df["score"] != -1]
+    assert set(df["turn"]) == {1, 2} and len(df) == len(rows)
+    table = df.groupby(["model", "turn"]).mean()
+    assert table.shape == (2, 1)
+    prompts = {tuple(j) for j in df_all["judge"]}
+    assert ("oracle", "single-math-v1") in prompts and ("oracle", "single-math-v1-multi-turn") in prompts
+    assert {"prompt_hash", "latency_s", "cache_hit", "judgment", "user_prompt"} <= set(df_all.columns)
+
+
+def test_mt_bench_reference_is_shown_for_math_reasoning_coding(judged, eval_data):
+    _, rows = judged("concise", "concise")["mt_bench"]
+    categories = {q["question_id"]: q for q in read_jsonl(eval_data["mt_bench_questions"])}
+    for row in rows:
+        q = categories[row["question_id"]]
+        with_ref = "Start of Reference Answer" in row["user_prompt"]  # single-math-v1 and its multi-turn form
+        assert with_ref == (q["category"] in ("math", "reasoning", "coding"))
+        if with_ref:
+            assert q["reference"][row["turn"] - 1] in row["user_prompt"]
+
+
+def test_arena_hard_judgments_load_as_show_result_reads_them(judged, generate_for, eval_data):
+    from evals.arena_hard import answer_text, judgments_to_battles
+
+    path, rows = judged("verbose", "verbose")["arena_hard"]
+    data = pd.read_json(path, lines=True)  # arena-hard-auto show_result.py load_judgments
+    data = data[data.games.map(len) == 2]
+    assert {"uid", "category", "judge", "model", "baseline", "games"} <= set(data.columns)
+    baseline = {a["uid"]: answer_text(a) for a in read_jsonl(eval_data["arena_hard_baseline"])}
+    model = {a["uid"]: answer_text(a) for a in read_jsonl(generate_for("verbose", "verbose")[0] / "arena_hard.jsonl")}
+    for uid, games in zip(data["uid"], data["games"]):
+        assert {"score", "judgment", "prompt"} <= set(games[0]) and "answer" in games[0]["judgment"]
+        # game 1 shows the baseline as assistant A, game 2 the model
+        shown_a = [g["prompt"][1]["content"].split("<|The Start of Assistant A's Answer|>\n")[1]
+                   .split("\n<|The End of Assistant A's Answer|>")[0] for g in games]
+        assert shown_a == [baseline[uid], model[uid]]
+    assert len(judgments_to_battles(data)) >= 2 * len(data)
+
+
+# --------------------------------------------------------------------------------------------- scoring
+
+
+def score(suite, model, judged_rows, folder, eval_data, config):
+    s = get_suite(suite)
+    result = s.score(model, folder / s.generation_file, judged_rows[suite][0],
+                     {**{k: eval_data[k] for k in s.score_inputs(config["evals"][suite])},
+                      "eval_items": eval_data["eval_items"]}, config["evals"][suite], config["world"])
+    validate(result, "score", suite)
+    return result
+
+
+def test_scores_follow_the_judgments_and_the_world(judged, generate_for, eval_data, config):
+    results = {}
+    for style in ("concise", "verbose", "wrong"):
+        rows = judged(style, style)
+        folder, _ = generate_for(style, style)
+        results[style] = {suite: score(suite, style, rows, folder, eval_data, config)["metrics"] for suite in CHAT_SUITES}
+        ae = results[style]["alpaca_eval"]
+        prefs = [r["preference"] for r in rows["alpaca_eval"][1]]
+        assert ae["win_rate"]["value"] == pytest.approx(100 * (sum(prefs) / len(prefs) - 1))
+        assert ae["lc_win_rate"]["glm"] == "length_controlled_minimal" and ae["lc_win_rate"]["stderr"] > 0
+        mt = results[style]["mt_bench"]
+        turn1 = [r["score"] for r in rows["mt_bench"][1] if r["turn"] == 1]
+        assert mt["turn_1"]["value"] == pytest.approx(sum(turn1) / len(turn1))
+        ah = results[style]["arena_hard"]["score"]
+        assert ah["lower"] <= ah["value"] <= ah["upper"]
+    # The world's truth: right answers beat wrong ones on every suite; the gold checker agrees.
+    for suite, key in [("alpaca_eval", "win_rate"), ("mt_bench", "overall"), ("arena_hard", "score")]:
+        assert results["concise"][suite][key]["value"] > results["wrong"][suite][key]["value"]
+    assert results["concise"]["alpaca_eval"]["gold_accuracy"]["value"] == 100
+    assert results["wrong"]["alpaca_eval"]["gold_accuracy"]["value"] == 0
+    assert results["verbose"]["mt_bench"]["gold_accuracy_turn_2"]["value"] == 100
+
+
+def test_leaderboard_fits_every_model_with_style_control(judged, generate_for, eval_data, config):
+    suite = get_suite("arena_hard")
+    models = ("concise", "verbose")
+    board = suite.leaderboard({m: generate_for(m, m)[0] / suite.generation_file for m in models},
+                              {m: judged(m, m)["arena_hard"][0] for m in models},
+                              {"arena_hard_baseline": eval_data["arena_hard_baseline"]},
+                              config["evals"]["arena_hard"], seed=0)
+    validate(board, "leaderboard", "leaderboard")
+    assert set(board["models"]) == set(models) and board["baseline"] == "baseline"
+    assert set(board["style_coefficients"]) == {"length", "header", "list", "bold"}
+    for metrics in board["models"].values():
+        assert metrics["style_score"]["lower"] <= metrics["style_score"]["value"] <= metrics["style_score"]["upper"]
+
+
+def test_score_entry_point_names_a_missing_judgment_file(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "evals.score", "--suite", "mt_bench", "--model", "m",
+                          "--judgments", str(tmp_path / "j.jsonl"), "--generations", str(tmp_path / "g.jsonl"),
+                          "--out", str(tmp_path / "s.json")], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2 and out.stderr.strip() == f"error: {tmp_path / 'j.jsonl'}: file not found"

@@ -1,0 +1,42 @@
+"""GRPO (methods/grpo.py, TRL GRPOTrainer, the reward model as reward): the mean reward of sampled answers to the
+training prompts rises; the gold checker is an optional second reward source."""
+
+import pytest
+
+from methods.grpo import check_block, reward_functions
+from methods.train import run
+from pipeline.io import read_jsonl
+from pipeline.provenance import read_provenance
+from tiny_setup import block, mean_reward
+
+TRAINER = {"learning_rate": 3e-3, "max_steps": 8, "num_generations": 4, "max_completion_length": 24,
+           "temperature": 1.0, "beta": 0.02, "loss_type": "dapo"}
+
+
+def test_grpo_raises_the_mean_reward(world, sft, reward_model, tmp_path):
+    config = block(TRAINER, batch=16, module="grpo")
+    del config["trainer"]["max_length"]
+    record = run("grpo", config, seed=0, policy=sft, reference=sft, data={"online_prompts": world["online_prompts"]},
+                 reward_model=reward_model, out_dir=tmp_path / "grpo")
+    prompts = [r["prompt"] for r in read_jsonl(world["online_prompts"])]
+    before = mean_reward(sft, reward_model, prompts)
+    after = mean_reward(tmp_path / "grpo", reward_model, prompts)
+    assert after > before + 0.2, (before, after)
+    assert record["parents"]["reward_model"]["checkpoint_hash"] == read_provenance(reward_model)["checkpoint_hash"]
+    assert record["tokens_seen"] > 0
+
+
+def test_gold_reward_reads_the_gold_column(reward_model):
+    functions, weights = reward_functions({"gold": 0.5}, reward_model)
+    completions = [[{"role": "assistant", "content": "The answer is 12."}], [{"role": "assistant", "content": "13"}]]
+    assert weights == [0.5]
+    assert functions[0](prompts=[[], []], completions=completions, gold=["12", "12"]) == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"reward": {"judge": 1.0}}, r"methods\.grpo\.reward: unknown sources \['judge'\]"),
+    ({"effective_batch_size": 6}, r"methods\.grpo\.effective_batch_size: 6 is not a multiple of trainer\.num_generations \(4\)"),
+])
+def test_bad_blocks_are_named(bad, message):
+    with pytest.raises(ValueError, match=message):
+        check_block({**block(TRAINER, batch=16), **bad}, "methods.grpo")

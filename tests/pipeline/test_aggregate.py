@@ -1,0 +1,126 @@
+"""pipeline/aggregate.py on hand-written score, leaderboard and provenance files: every cell comes from a file,
+columns come from the suite registry, and the paper-shaped tables carry the published rows a config asks for."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from pipeline import aggregate
+from pipeline.io import InputError, write_json
+
+MODELS = ("sft", "dpo")
+EVALS = {
+    "alpaca_eval": {"judge": "oracle", "lc_bootstrap": 7},
+    "mt_bench": {"judge": "oracle"},
+    "arena_hard": {"judge": "oracle"},
+    "academic": {"tasks": [{"name": "gsm8k", "title": "GSM-8K"}, {"name": "local_mc", "title": "Choice (%)"}]},
+}
+
+
+def m(value, stderr=None, n=10, **extra):
+    return {"value": value, "stderr": stderr, "n": n, **extra}
+
+
+def write_study(root, with_gold=True):
+    for k, model in enumerate(MODELS):
+        base = 10.0 * (k + 1)
+        alpaca = {"win_rate": m(base, 1.0), "lc_win_rate": m(base + 1, 2.0), "mean_length": m(40.0 + k, 0.5)}
+        if with_gold:
+            alpaca |= {"gold_accuracy": m(50.0 + k, 3.0), "gold_reward": m(0.25, 0.01)}
+        scores = {
+            "alpaca_eval": alpaca,
+            "mt_bench": {"turn_1": m(5.0 + k, 0.1), "turn_2": m(4.0, 0.2), "overall": m(4.5 + k / 2, 0.1)},
+            "arena_hard": {"score": m(base + 2, None, lower=base, upper=base + 5)},
+            "academic": {"gsm8k": m(70.0 + k, 1.5), "local_mc": m(30.0, 4.0)},
+        }
+        for suite, metrics in scores.items():
+            write_json(root / "scores" / model / f"{suite}.json",
+                       {"suite": suite, "model": model, "n": 10, "metrics": metrics}, schema="score")
+        write_json(root / "models" / model / "provenance.json", {
+            "stage": model, "module": model, "checkpoint_hash": f"hash-{model}", "config_hash": "c", "config": {},
+            "parents": {"policy": {"path": "x", "checkpoint_hash": "hash-sft" if model != "sft" else "hash-base"}},
+            "git_commit": "g", "libraries": {}, "seed": 0, "wall_time_s": 12.5 + k, "tokens_seen": 1000 * (k + 1),
+            "compute": {"device": "cpu", "world_size": 1, "effective_batch_size": 16,
+                        "per_device_train_batch_size": 16, "gradient_accumulation_steps": 1, "device_hours": 0.0}},
+            schema="provenance")
+    write_json(root / "scores" / "leaderboard" / "arena_hard.json", {
+        "suite": "arena_hard", "version": "1",
+        "models": {model: {"style_score": m(20.0 + k, None, lower=15.0, upper=25.0 + k)} for k, model in enumerate(MODELS)}},
+        schema="leaderboard")
+
+
+def run(root, evals=EVALS, micro=True):
+    args = ["--scores", *[str(root / "scores" / mo / f"{s}.json") for mo in MODELS for s in evals],
+            "--leaderboards", str(root / "scores" / "leaderboard" / "arena_hard.json"), "--models", *MODELS,
+            "--models-dir", str(root / "models"), "--evals-json", json.dumps(evals, sort_keys=True),
+            "--suites", *evals, "--out-dir", str(root / "tables")]
+    aggregate.main(args + (["--micro-world"] if micro else []))
+    return root / "tables"
+
+
+def test_methods_table_cells_come_from_the_files(tmp_path):
+    write_study(tmp_path)
+    table = pd.read_csv(run(tmp_path) / "methods.csv")
+    assert list(table["Model"]) == list(MODELS)
+    titles = [c for c in table.columns if not c.endswith((" SE", " CI low", " CI high"))]
+    assert titles == ["Model", "Method", "Gold accuracy (%)", "Gold reward", "AlpacaEval WR (%)", "AlpacaEval LC (%)",
+                      "MT-Bench T1", "MT-Bench T2", "MT-Bench", "Arena-Hard (%)", "Arena-Hard SC (%)", "GSM-8K",
+                      "Choice (%)", "Mean length (chars)", "Train wall time (s)", "Tokens seen", "Checkpoint", "Parent"]
+    dpo = table.set_index("Model").loc["dpo"]
+    assert dpo["AlpacaEval LC (%)"] == 21.0 and dpo["AlpacaEval LC (%) SE"] == 2.0
+    assert (dpo["Arena-Hard (%)"], dpo["Arena-Hard (%) CI low"], dpo["Arena-Hard (%) CI high"]) == (22.0, 20.0, 25.0)
+    assert (dpo["Arena-Hard SC (%)"], dpo["Arena-Hard SC (%) CI high"]) == (21.0, 26.0)
+    assert dpo["Tokens seen"] == 2000 and dpo["Parent"] == "hash-sft"
+    markdown = (tmp_path / "tables" / "methods.md").read_text()
+    assert "| 21.0 ± 2.0 " in markdown and "22.0 [20.0, 25.0]" in markdown
+    assert "`length_controlled_minimal` GLM" in markdown and "7 resamples" in markdown
+    assert json.loads((tmp_path / "tables" / "methods.json").read_text())[1]["MT-Bench"] == 5.0
+
+
+def test_paper_tables_have_the_published_shapes(tmp_path):
+    write_study(tmp_path)
+    tables = run(tmp_path)
+    t4 = pd.read_csv(tables / "table4.csv")
+    assert [c for c in t4.columns if not c.endswith((" SE", " CI low", " CI high"))] == [
+        "Model", "Method", "Gold reward", "LC AlpacaEval-2", "MT-Bench", "Arena-Hard", "Len. (chars)"]
+    assert t4.set_index("Model").loc["sft", "LC AlpacaEval-2"] == 11.0
+    assert "(published)" not in (tables / "table4.md").read_text()
+    t5 = (tables / "table5.md").read_text()
+    assert "GSM-8K" in t5 and "MT-Bench" not in t5 and "Academic: lm-eval GSM-8K = gsm8k" in t5
+
+
+def test_published_rows_join_the_tables_a_config_names(tmp_path):
+    write_study(tmp_path, with_gold=False)
+    evals = {**EVALS, "alpaca_eval": {**EVALS["alpaca_eval"], "published": "rlhf_workflow"},
+             "academic": {**EVALS["academic"], "published": "rlhf_workflow"}}
+    tables = run(tmp_path, evals, micro=False)
+    t4 = pd.read_csv(tables / "table4.csv").set_index("Model")
+    assert t4.loc["Iterative RLHF (published)", "LC AlpacaEval-2"] == 37.2
+    assert t4.loc["DPO baseline (published)", "MT-Bench"] == 8.17
+    assert t4.loc["dpo", "Arena-Hard"] == 22.0 and "Gold reward" not in t4.columns
+    t5 = pd.read_csv(tables / "table5.csv").set_index("Model")
+    assert t5.loc["SFT baseline (published)", "GSM-8K"] == 74.2 and t5.loc["dpo", "GSM-8K"] == 71.0
+    assert pd.isna(t5.loc["dpo", "MMLU"]) and t5.loc["SFT baseline (published)", "MBPP"] == 62.3
+    assert "Choice (%)" in t5.columns  # our task without a published counterpart stays
+    assert "RLHF Workflow (Dong et al., 2024)" in (tables / "table5.md").read_text()
+    methods = pd.read_csv(tables / "methods.csv")
+    assert "Gold accuracy (%)" not in methods.columns  # no gold metrics outside the micro world
+
+
+def test_missing_score_file_is_named(tmp_path):
+    write_study(tmp_path)
+    (tmp_path / "scores" / "dpo" / "mt_bench.json").unlink()
+    args = ["--scores", str(tmp_path / "scores" / "sft" / "mt_bench.json"), "--models", *MODELS,
+            "--models-dir", str(tmp_path / "models"), "--evals-json", json.dumps({"mt_bench": {"judge": "o"}}),
+            "--out-dir", str(tmp_path / "tables")]
+    with pytest.raises(InputError, match="no mt_bench score file for model 'sft'|no mt_bench score file for model 'dpo'"):
+        aggregate.main(args)
+
+
+def test_unknown_published_table_is_a_clear_error(tmp_path):
+    write_study(tmp_path)
+    with pytest.raises(InputError, match=r"evals.mt_bench.published: no .*nope.yaml \(published tables: \['rlhf_workflow'\]\)"):
+        run(tmp_path, {**EVALS, "mt_bench": {"judge": "oracle", "published": "nope"}})
