@@ -36,7 +36,10 @@ from pipeline.logs import get_logger
 
 log = get_logger("methods.iterative_dpo")
 
-SAMPLING_DEFAULTS = {"temperature": 1.0, "max_new_tokens": 48, "top_p": 1.0, "batch_size": 64}
+# `sampling:` keys; temperature and max_new_tokens are required, top_p = 1 (no nucleus) and batch_size (throughput
+# only: sequences per generate call) have defaults.
+SAMPLING_REQUIRED = ("temperature", "max_new_tokens")
+SAMPLING_DEFAULTS = {"top_p": 1.0, "batch_size": 64}
 SAMPLES, PAIRS, STATS = "samples.jsonl", "pairs.jsonl", "stats.json"
 
 
@@ -44,12 +47,15 @@ SAMPLES, PAIRS, STATS = "samples.jsonl", "pairs.jsonl", "stats.json"
 def check_block(block: dict, where: str) -> None:
     from methods.dpo import check_loss_type
 
-    for key in ("iterations", "samples_per_prompt"):
+    for key in ("iterations", "samples_per_prompt", "sampling"):
         if key not in block:
             raise ValueError(f"config key {where}.{key}: required by the iterative_dpo module")
-    unknown = sorted(set(block.get("sampling", {})) - set(SAMPLING_DEFAULTS))
-    if unknown:
-        raise ValueError(f"config key {where}.sampling: unknown keys {unknown}; expected some of {list(SAMPLING_DEFAULTS)}")
+    sampling = block["sampling"]
+    missing = [key for key in SAMPLING_REQUIRED if key not in sampling]
+    unknown = sorted(set(sampling) - set(SAMPLING_REQUIRED) - set(SAMPLING_DEFAULTS))
+    if missing or unknown:
+        raise ValueError(f"config key {where}.sampling: missing {missing}, unknown {unknown}; expected "
+                         f"{list(SAMPLING_REQUIRED)} and optionally {list(SAMPLING_DEFAULTS)}")
     check_loss_type(block, where)
 
 
@@ -150,6 +156,12 @@ def train_stage(method: str, block: dict, *, seed: int, iteration: int, policy: 
 def iteration_stage(method: str, block: dict, *, seed: int, iteration: int, policy: Path, reference: Path,
                     reward_model: Path, prompts: Path, samples_dir: Path, out_dir: Path) -> dict:
     """One iteration: sample and pair (files in samples_dir), then DPO (checkpoint in out_dir)."""
+    from pipeline.io import InputError
+
+    try:
+        check_block(block, f"methods.{method}")
+    except ValueError as err:
+        raise InputError(str(err)) from None
     sample_stage(method, block, seed=seed, iteration=iteration, policy=policy, reward_model=reward_model,
                  prompts=prompts, out_dir=samples_dir)
     return train_stage(method, block, seed=seed, iteration=iteration, policy=policy, reference=reference,
@@ -187,13 +199,8 @@ def finalize_stage(method: str, block: dict, *, seed: int, sft: Path, reward_mod
 def train(ctx: TrainContext) -> TrainResult:
     """Every iteration in one process (iteration files under out_dir/iter{t} and out_dir/iterative/iter{t})."""
     from methods.common import load_policy
-    from pipeline.io import InputError
     from pipeline.provenance import read_provenance
 
-    try:
-        check_block(ctx.block, f"methods.{ctx.method}")
-    except ValueError as err:
-        raise InputError(str(err)) from None
     policy, tokens = ctx.policy, 0
     for t in range(1, int(ctx.block["iterations"]) + 1):
         record = iteration_stage(ctx.method, ctx.block, seed=ctx.seed, iteration=t, policy=policy,

@@ -28,7 +28,7 @@ def check_config(config: dict[str, Any], source: str = "config") -> None:
 
 
 def _check_references(config: dict, source: str) -> None:
-    from methods.registry import get_method
+    from methods.registry import check_block, get_method
 
     if "hub_id" not in config["base"] and "world" not in config:
         raise ConfigError(f"{source}: key world: required when base has no hub_id (the micro world builds the data)")
@@ -41,6 +41,10 @@ def _check_references(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: key {where}.module: {err.args[0]}") from None
         if name == "sft" and spec.family != "sft":
             raise ConfigError(f"{source}: key sft.module: {module!r} is a {spec.family} method, expected an sft one")
+        try:
+            check_block(module, block, where)
+        except ValueError as err:
+            raise ConfigError(f"{source}: {str(err).removeprefix('config ')}") from None
     for suite, block in config["evals"].items():
         if "judge" in block and block["judge"] not in config["judges"]:  # harness suites (academic) have no judge
             raise ConfigError(f"{source}: key evals.{suite}.judge: {block['judge']!r} is not a key of judges "

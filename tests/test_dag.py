@@ -114,7 +114,7 @@ def test_corrupt_row_stops_the_rule_with_one_clear_line(smoke):
     try:
         judgments.write_text("".join(lines[:2]) + '{"instruction": "cut off\n' + "".join(lines[3:]))
         proc = snakemake("--cores", "1", "--configfile", "config/smoke.yaml", "--config", f"study={STUDY}",
-                         "--forcerun", "score_alpaca_eval", f"results/{STUDY}/scores/sft/alpaca_eval.json", check=False)
+                         "--forcerun", "score", f"results/{STUDY}/scores/sft/alpaca_eval.json", check=False)
         assert proc.returncode != 0
         log = (smoke / "logs" / "score" / "sft" / "alpaca_eval.log").read_text().strip()
         assert log.splitlines() == [f"error: {judgments.relative_to(ROOT)}, row 3: not valid JSON "

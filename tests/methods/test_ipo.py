@@ -3,7 +3,7 @@ mean log-ratio margin towards 1 / (2 beta): that margin rises."""
 
 import pytest
 
-from test_dpo import train_and_measure  # noqa: E402
+from test_dpo import train_and_measure
 
 
 def test_ipo_raises_the_implicit_reward_margin(world, sft, tmp_path):

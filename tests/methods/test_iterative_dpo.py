@@ -67,3 +67,10 @@ def test_length_penalty_prefers_the_shorter_answer():
     assert plain["chosen"][0]["content"] == "a much, much longer answer"
     assert concise["chosen"][0]["content"] == "short"
     assert concise["chosen_score"] == pytest.approx(1.0 - 0.05 * 5)
+
+
+def test_sampling_settings_are_required():
+    from methods.iterative_dpo import check_block
+
+    with pytest.raises(ValueError, match=r"methods\.it\.sampling: missing \['max_new_tokens'\], unknown \['top_k'\]"):
+        check_block({**BLOCK, "sampling": {"temperature": 1.0, "top_k": 5}}, "methods.it")

@@ -82,3 +82,10 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
         write_jsonl(path, [{"a": object()}])
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_wrong_loss_type_fails_at_config_time():
+    config = copy.deepcopy(DEFAULT)
+    config["methods"]["ipo"]["trainer"]["loss_type"] = "ipp"
+    with pytest.raises(ConfigError, match=r"methods\.ipo\.trainer\.loss_type.*'ipp'"):
+        check_config(config)

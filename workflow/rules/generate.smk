@@ -30,6 +30,7 @@ rule generate:
     output:
         [generation_file("{model}", suite) for suite in EVAL_SUITES],
     params:
+        versions=as_json({name: suite.version for name, suite in EVAL_SUITES.items()}),  # a bump reruns generation
         model_dir=lambda w: model_dir(w.model),
         data=GENERATION_DATA[1],
         generation=as_json(config["generation"]),

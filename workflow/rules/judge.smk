@@ -41,6 +41,7 @@ rule judge:
     output:
         f"{R}/judgments/{{model}}/{{suite}}.jsonl",
     params:
+        version=lambda w: EVAL_SUITES[w.suite].version,  # bumping a suite's version reruns its jobs
         judge_name=lambda w: judge_name(w.suite),
         judge=lambda w: as_json(config["judges"][judge_name(w.suite)]),
         settings=lambda w: as_json(suite_block(w.suite)),
@@ -70,6 +71,7 @@ rule score:
     output:
         f"{R}/scores/{{model}}/{{suite}}.json",
     params:
+        version=lambda w: EVAL_SUITES[w.suite].version,
         settings=lambda w: as_json(suite_block(w.suite)),
         world=as_json(config.get("world")),
         data=lambda w: score_data(w)[1],
@@ -93,6 +95,7 @@ rule score_harness:
         score=f"{R}/scores/{{model}}/{{suite}}.json",
         lm_eval=f"{R}/scores/{{model}}/{{suite}}.lm_eval_results.json",
     params:
+        version=lambda w: EVAL_SUITES[w.suite].version,
         settings=lambda w: as_json(suite_block(w.suite)),
         lm_eval=lambda w: generation_file(w.model, w.suite).rsplit("/", 1)[0] + "/lm_eval_results.json",
     log:
@@ -115,6 +118,7 @@ rule leaderboard:
     output:
         f"{R}/scores/leaderboard/{{suite}}.json",
     params:
+        version=lambda w: EVAL_SUITES[w.suite].version,
         models=" ".join(MODELS),
         settings=lambda w: as_json(suite_block(w.suite)),
         data=lambda w: score_data(w)[1],
