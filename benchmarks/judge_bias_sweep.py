@@ -13,6 +13,8 @@ with the study's LC GLM. Reported per b_judge, across the study's models:
 - ``GLM length effect``: minus the mean over models of the LC GLM's coefficient on tanh(std_delta_len) (upstream's
   delta is baseline minus model, so minus makes "longer model answers are preferred" positive): the per-pair length
   effect the GLM attributes to the judge, which should grow with b_judge;
+- ``WR shift`` / ``LC shift``: the mean over models of |score(b_judge) - score(b_judge = 0)| (percentage points):
+  how far the judge's bias alone moves each model's number (the same answers, re-judged);
 - Kendall tau of the model ranking by WR and by LC against the ranking by gold reward.
 
     python benchmarks/judge_bias_sweep.py --config config/config.yaml --b-judge 0 0.5 1 2 4
@@ -81,6 +83,9 @@ def sweep(config: dict, results: Path, b_values: list[float], judge_name: str) -
         })
     table = pd.DataFrame(rows)
     base = table.loc[table["b_judge"] == 0] if (table["b_judge"] == 0).any() else table.iloc[[0]]
+    base_models = base["models"].iloc[0]
+    for name, key in (("WR shift", "wr"), ("LC shift", "lc")):
+        table[name] = [float(np.mean([abs(v[key] - base_models[m][key]) for m, v in r.items()])) for r in table["models"]]
     table["excess WR slope"] = table["WR slope"] - float(base["WR slope"].iloc[0])
     table["excess LC slope"] = table["LC slope"] - float(base["LC slope"].iloc[0])
     # Undefined where the bias added (almost) no raw slope: there is nothing to remove.
