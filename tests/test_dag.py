@@ -42,7 +42,7 @@ def test_dry_run_with_slurm_profile():
 def test_bad_config_key_stops_before_any_job():
     proc = snakemake("-n", "--configfile", "config/smoke.yaml", "--config", "bogus_key=1", check=False)
     assert proc.returncode != 0
-    assert "key (top level): Additional properties are not allowed ('bogus_key' was unexpected)" in proc.stderr
+    assert "key (top level): Additional properties are not allowed ('bogus_key' was unexpected)" in proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")

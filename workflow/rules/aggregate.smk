@@ -28,4 +28,4 @@ rule aggregate:
     shell:
         "{PYTHON} -m pipeline.aggregate --scores {input.scores} --leaderboards {input.leaderboards} "
         "--models {params.models} --models-dir {params.models_dir} --evals-json {params.evals:q} --suites {params.suites} "
-        "{params.micro_world} --out-dir {params.out_dir} 2> {log:q}"
+        "{params.micro_world} --out-dir {params.out_dir} > {log:q} 2>&1"

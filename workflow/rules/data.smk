@@ -17,4 +17,4 @@ rule data:
     benchmark:
         benchmark_path("data")
     shell:
-        "{PYTHON} -m world.data --config-json {params.world:q} --out-dir {params.out_dir} 2> {log:q}"
+        "{PYTHON} -m world.data --config-json {params.world:q} --out-dir {params.out_dir} > {log:q} 2>&1"

@@ -45,4 +45,4 @@ rule generate:
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} -m evals.generate --model-dir {params.model_dir} --model {wildcards.model} "
         "--suites {params.suites} --data {params.data} --generation-json {params.generation:q} "
-        "--evals-json {params.evals:q} --seed {config[seed]} --out-dir {params.out_dir} 2> {log:q}"
+        "--evals-json {params.evals:q} --seed {config[seed]} --out-dir {params.out_dir} > {log:q} 2>&1"

@@ -50,7 +50,7 @@ rule iterative_iteration:
         "OMP_NUM_THREADS={threads} {PYTHON} -m methods.{params.module} iteration --method {wildcards.method} "
         "--block-json {params.block:q} --seed {config[seed]} --iteration {wildcards.iteration} "
         "--policy {params.policy} --reference {params.sft} --reward-model {params.reward_model} "
-        "--prompts {input.prompts} --samples-dir {params.samples_dir} --out-dir {params.out_dir} 2> {log:q}"
+        "--prompts {input.prompts} --samples-dir {params.samples_dir} --out-dir {params.out_dir} > {log:q} 2>&1"
 
 
 rule iterative_final:
@@ -78,4 +78,4 @@ rule iterative_final:
     shell:
         "{PYTHON} -m methods.{params.module} finalize --method {wildcards.method} --block-json {params.block:q} "
         "--seed {config[seed]} --sft {params.sft} --reward-model {params.reward_model} "
-        "--iterations-root {params.iterations_root} --out-dir {params.out_dir} 2> {log:q}"
+        "--iterations-root {params.iterations_root} --out-dir {params.out_dir} > {log:q} 2>&1"

@@ -57,7 +57,7 @@ rule judge:
         "{PYTHON} -m evals.judge --suite {wildcards.suite} --model {wildcards.model} --judge-name {params.judge_name} "
         "--judge-json {params.judge:q} --world-json {params.world:q} --settings-json {params.settings:q} "
         "--generations {input.generations} --data {params.data} {params.gold} --cache {params.cache} "
-        "--out {output} 2> {log:q}"
+        "--out {output} > {log:q} 2>&1"
 
 
 rule score:
@@ -83,7 +83,7 @@ rule score:
     shell:
         "{PYTHON} -m evals.score --suite {wildcards.suite} --model {wildcards.model} --judgments {input.judgments} "
         "--generations {input.generations} --data {params.data} {params.gold} --settings-json {params.settings:q} "
-        "--world-json {params.world:q} --out {output} 2> {log:q}"
+        "--world-json {params.world:q} --out {output} > {log:q} 2>&1"
 
 
 rule score_harness:
@@ -105,7 +105,7 @@ rule score_harness:
     shell:
         "{PYTHON} -m evals.score --suite {wildcards.suite} --model {wildcards.model} "
         "--generations {input.generations} --settings-json {params.settings:q} "
-        "--keep {params.lm_eval}={output.lm_eval} --out {output.score} 2> {log:q}"
+        "--keep {params.lm_eval}={output.lm_eval} --out {output.score} > {log:q} 2>&1"
 
 
 rule leaderboard:
@@ -129,4 +129,4 @@ rule leaderboard:
     shell:
         "{PYTHON} -m evals.leaderboard --suite {wildcards.suite} --models {params.models} "
         "--generations {input.generations} --judgments {input.judgments} --data {params.data} "
-        "--settings-json {params.settings:q} --seed {config[seed]} --out {output} 2> {log:q}"
+        "--settings-json {params.settings:q} --seed {config[seed]} --out {output} > {log:q} 2>&1"

@@ -18,7 +18,7 @@ rule base:
         benchmark_path("base")
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} -m methods.base_model --config-json {params.block:q} --seed {config[seed]} "
-        "--pretrain-data {input.pretrain} --sft-data {input.sft} --out-dir {params.out_dir} 2> {log:q}"
+        "--pretrain-data {input.pretrain} --sft-data {input.sft} --out-dir {params.out_dir} > {log:q} 2>&1"
 
 
 rule sft:
@@ -39,7 +39,7 @@ rule sft:
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} -m methods.train --method sft --block-json {params.block:q} --seed {config[seed]} "
         "--policy {params.base} --reference {params.base} --data sft={input.sft} "
-        "--out-dir {params.out_dir} 2> {log:q}"
+        "--out-dir {params.out_dir} > {log:q} 2>&1"
 
 
 def spec_of(method):
@@ -93,7 +93,7 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} -m methods.train --method {wildcards.method} --block-json {params.block:q} "
         "--seed {config[seed]} --policy {params.sft} --reference {params.sft} {params.args} "
-        "--out-dir {params.out_dir} 2> {log:q}"
+        "--out-dir {params.out_dir} > {log:q} 2>&1"
 
 
 rule reward_model:
@@ -113,4 +113,4 @@ rule reward_model:
         benchmark_path("reward_model")
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} -m methods.reward_model --block-json {params.block:q} "
-        "--seed {config[seed]} --sft {params.sft} --prefs {input.prefs} --out-dir {params.out_dir} 2> {log:q}"
+        "--seed {config[seed]} --sft {params.sft} --prefs {input.prefs} --out-dir {params.out_dir} > {log:q} 2>&1"
