@@ -121,3 +121,19 @@ def test_corrupt_row_stops_the_rule_with_one_clear_line(smoke):
                                     "(Unterminated string starting at, column 16)"]
     finally:
         judgments.write_text(original)
+
+
+def test_length_analysis_is_computed_from_iteration_and_score_files(smoke):
+    import numpy as np
+
+    analysis = read_json(smoke / "tables" / "length_analysis.json")
+    for row in analysis["iterations"]:
+        stats = read_json(smoke / "iterative" / row["model"] / f"iter{row['iteration']}" / "stats.json")
+        assert row["mean_length"] == stats["mean_length_chars"]
+    rm = analysis["reward_model"]
+    samples = read_jsonl(ROOT / rm["samples"])
+    rewards = [r for row in samples for r in row["rewards"]]
+    lengths = [len(c) for row in samples for c in row["completions"]]
+    assert rm["pearson_reward_length"] == pytest.approx(np.corrcoef(rewards, lengths)[0, 1])
+    table6 = (smoke / "tables" / "table6.md").read_text()
+    assert "iterative_dpo_concise" in table6 and "Len. Pen." in table6

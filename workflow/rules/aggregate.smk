@@ -29,3 +29,26 @@ rule aggregate:
         "{PYTHON} -m pipeline.aggregate --scores {input.scores} --leaderboards {input.leaderboards} "
         "--models {params.models} --models-dir {params.models_dir} --evals-json {params.evals:q} --suites {params.suites} "
         "{params.micro_world} --out-dir {params.out_dir} > {log:q} 2>&1"
+
+
+rule length_analysis:
+    input:
+        scores=expand(f"{R}/scores/{{model}}/{{suite}}.json", model=MODELS, suite=SUITES),
+        leaderboards=expand(f"{R}/scores/leaderboard/{{suite}}.json", suite=LEADERBOARDS),
+        checkpoints=[checkpoint_done(m) for m in MODELS],
+    output:
+        table6=f"{R}/tables/table6.md",
+        table6_csv=f"{R}/tables/table6.csv",
+        md=f"{R}/tables/length_analysis.md",
+        json=f"{R}/tables/length_analysis.json",
+        plot=f"{R}/tables/winrate_vs_length.png",
+    params:
+        models=" ".join(MODELS),
+        out_dir=f"{R}/tables",
+    log:
+        log_path("length_analysis"),
+    benchmark:
+        benchmark_path("length_analysis")
+    shell:
+        "{PYTHON} -m pipeline.length_analysis --results {R} --models {params.models} --out-dir {params.out_dir} "
+        "> {log:q} 2>&1"

@@ -36,4 +36,5 @@ def checkpoint_done(model):
 
 
 def final_targets():
-    return [f"{R}/tables/methods.md", f"{R}/tables/methods.csv", checkpoint_done("reward_model")]
+    return [f"{R}/tables/methods.md", f"{R}/tables/methods.csv", f"{R}/tables/length_analysis.md",
+            checkpoint_done("reward_model")]

@@ -1,0 +1,204 @@
+"""Length-bias analysis, from files on disk: the RLHF Workflow report's Table 6 (length-penalty ablation), the
+reward model's length correlation (the report's Figure 5 analysis), answer length across iterative DPO's
+iterations, how raw and length-controlled win rates move with length across models, and (micro world) how well
+each ranking agrees with the gold reward. Writes ``table6.{md,csv}``, ``length_analysis.{md,json}`` and plots.
+
+    python -m pipeline.length_analysis --results results/micro --models sft dpo ... --out-dir results/micro/tables
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.cli import entry_point
+from pipeline.io import InputError, read_json, read_jsonl, write_json, write_text
+from pipeline.logs import get_logger
+from pipeline.provenance import read_provenance
+
+log = get_logger("pipeline.length_analysis")
+
+
+def model_summary(results: Path, model: str) -> dict:
+    """One model's numbers for the analysis, read from its score files and provenance."""
+    alpaca = read_json(results / "scores" / model / "alpaca_eval.json", schema="score")["metrics"]
+    row = {"model": model, "module": read_provenance(results / "models" / model).get("module", model),
+           "length_penalty": read_provenance(results / "models" / model)["config"].get("length_penalty"),
+           "mean_length": alpaca["mean_length"]["value"], "win_rate": alpaca["win_rate"]["value"],
+           "lc_win_rate": alpaca.get("lc_win_rate", {}).get("value"),
+           "gold_reward": alpaca.get("gold_reward", {}).get("value")}
+    board = results / "scores" / "leaderboard" / "arena_hard.json"
+    if board.is_file():
+        row["arena_hard"] = read_json(board, schema="leaderboard")["models"].get(model, {}).get("score", {}).get("value")
+    academic = results / "scores" / model / "academic.json"
+    if academic.is_file():
+        for task, metric in read_json(academic, schema="score")["metrics"].items():
+            row[task] = metric["value"]
+    return row
+
+
+def table6(models: pd.DataFrame) -> pd.DataFrame:
+    """Iterative models (and SFT for reference) with their length penalty: the shape of the report's Table 6."""
+    rows = models[(models["module"] == "iterative_dpo") | (models["model"] == "sft")].copy()
+    rows["length_penalty"] = rows["length_penalty"].map(lambda v: "-" if v is None or pd.isna(v) else v)
+    names = {"model": "Model", "length_penalty": "Len. Pen.", "lc_win_rate": "LC Alp.", "arena_hard": "Arena-H.",
+             "mean_length": "Len.", "gold_reward": "Gold reward"}
+    keep = [c for c in names if c in rows] + [c for c in rows if c.startswith("micro_") or c in ACADEMIC_TITLES]
+    return rows[keep].rename(columns={**names, **ACADEMIC_TITLES})
+
+
+ACADEMIC_TITLES = {"gsm8k": "GSM-8K", "mmlu": "MMLU", "humaneval": "HumanEval", "truthfulqa_mc2": "TruthfulQA",
+                   "arc_challenge": "ARC", "mbpp": "MBPP"}
+
+
+def iteration_lengths(results: Path, models: pd.DataFrame) -> pd.DataFrame:
+    """Mean sampled length, chosen/rejected length and mean reward per iteration of each iterative model."""
+    rows = []
+    for model in models.loc[models["module"] == "iterative_dpo", "model"]:
+        for stats_path in sorted((results / "iterative" / model).glob("iter*/stats.json")):
+            stats = read_json(stats_path)
+            rows.append({"model": model, "iteration": stats["iteration"], "length_penalty": stats["length_penalty"],
+                         "mean_length": stats["mean_length_chars"], "chosen_length": stats["mean_chosen_length_chars"],
+                         "rejected_length": stats["mean_rejected_length_chars"], "mean_reward": stats["mean_reward"]})
+    return pd.DataFrame(rows)
+
+
+def reward_length_correlation(results: Path, models: pd.DataFrame) -> dict | None:
+    """Pearson correlation of reward-model scores with length (and with gold correctness in the micro world) over
+    the SFT policy's samples: the first iteration of the first iterative model without a length penalty."""
+    from world.tasks import is_correct
+
+    candidates = models[(models["module"] == "iterative_dpo") & (models["length_penalty"].fillna(0) == 0)]["model"]
+    for model in candidates:
+        samples_path = results / "iterative" / model / "iter1" / "samples.jsonl"
+        if not samples_path.is_file():
+            continue
+        gold = {}
+        prompts_path = results / "data" / "online_prompts.jsonl"
+        if prompts_path.is_file():
+            gold = {row["item_id"]: row.get("gold") for row in read_jsonl(prompts_path, schema="prompt_row")}
+        lengths, rewards, correct = [], [], []
+        for row in read_jsonl(samples_path):
+            for completion, reward in zip(row["completions"], row["rewards"]):
+                lengths.append(len(completion))
+                rewards.append(reward)
+                if gold.get(row.get("item_id")) is not None:
+                    correct.append(float(is_correct(completion, gold[row["item_id"]])))
+        out = {"samples": str(samples_path), "n": len(rewards),
+               "pearson_reward_length": float(np.corrcoef(rewards, lengths)[0, 1])}
+        if len(correct) == len(rewards) and np.std(correct) > 0:
+            out["pearson_reward_correct"] = float(np.corrcoef(rewards, correct)[0, 1])
+        return out
+    return None
+
+
+def kendall_tau(a: pd.Series, b: pd.Series) -> float:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(a, b).statistic)
+
+
+def across_models(models: pd.DataFrame) -> dict:
+    """How raw and LC win rates move with mean length across models, and (micro world) agreement with gold."""
+    out = {"n_models": len(models)}
+    if len(models) < 3:
+        return out
+    for metric in ("win_rate", "lc_win_rate"):
+        if models[metric].notna().all():
+            out[f"pearson_{metric}_length"] = float(np.corrcoef(models[metric], models["mean_length"])[0, 1])
+            out[f"slope_{metric}_per_10_chars"] = float(np.polyfit(models["mean_length"], models[metric], 1)[0] * 10)
+            if models["gold_reward"].notna().all():
+                out[f"kendall_tau_{metric}_vs_gold_reward"] = kendall_tau(models[metric], models["gold_reward"])
+    return out
+
+
+def plot(models: pd.DataFrame, iterations: pd.DataFrame, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for metric, label, marker in (("win_rate", "raw win rate", "o"), ("lc_win_rate", "length-controlled", "s")):
+        ax.scatter(models["mean_length"], models[metric], label=label, marker=marker)
+    for _, row in models.iterrows():
+        ax.annotate(row["model"], (row["mean_length"], row["win_rate"]), fontsize=7, alpha=0.7)
+    ax.set_xlabel("mean answer length (characters)")
+    ax.set_ylabel("AlpacaEval win rate vs baseline (%)")
+    ax.set_title("Win rate and length across models")
+    ax.legend()
+    fig.tight_layout()
+    written.append(out_dir / "winrate_vs_length.png")
+    fig.savefig(written[-1], dpi=120)
+    plt.close(fig)
+    if not iterations.empty:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for model, group in iterations.groupby("model"):
+            ax.plot(group["iteration"], group["mean_length"], marker="o", label=f"{model} (λ={group['length_penalty'].iloc[0]})")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("mean sampled length (characters)")
+        ax.set_title("Iterative DPO: answer length per iteration")
+        ax.legend()
+        fig.tight_layout()
+        written.append(out_dir / "iterative_length.png")
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+    return written
+
+
+def report(summary: dict, t6: pd.DataFrame, iterations: pd.DataFrame) -> str:
+    lines = ["# Length-bias analysis", "",
+             "## Table 6: length penalty (r - λ·len) ablation, shape of the RLHF Workflow report's Table 6", "",
+             t6.to_markdown(index=False, floatfmt=".3g"), ""]
+    if not iterations.empty:
+        lines += ["## Iterative DPO: length per iteration (sampled answers; chosen vs rejected of the pairs)", "",
+                  iterations.to_markdown(index=False, floatfmt=".3g"), ""]
+    rm = summary.get("reward_model")
+    if rm:
+        lines += ["## Reward model vs length (the report's Figure 5 analysis)", "",
+                  f"Over {rm['n']} samples of the SFT policy ({rm['samples']}): Pearson r(reward, length) = "
+                  f"{rm['pearson_reward_length']:.3f}"
+                  + (f"; r(reward, gold correctness) = {rm['pearson_reward_correct']:.3f}" if "pearson_reward_correct" in rm else "")
+                  + ".", ""]
+    am = summary["across_models"]
+    if "pearson_win_rate_length" in am:
+        lines += ["## Win rate vs length across models", "",
+                  "| metric | Pearson r with mean length | slope (points per 10 chars) | Kendall τ vs gold reward |",
+                  "|---|---|---|---|"]
+        for metric, label in (("win_rate", "raw win rate"), ("lc_win_rate", "LC win rate")):
+            if f"pearson_{metric}_length" in am:
+                tau = am.get(f"kendall_tau_{metric}_vs_gold_reward")
+                lines.append(f"| {label} | {am[f'pearson_{metric}_length']:.3f} | {am[f'slope_{metric}_per_10_chars']:.2f} | "
+                             f"{'' if tau is None else f'{tau:.3f}'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, required=True, help="results/<study>")
+    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--out-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if not args.results.is_dir():
+        raise InputError(f"{args.results}: no such results folder")
+    models = pd.DataFrame([model_summary(args.results, m) for m in args.models])
+    iterations = iteration_lengths(args.results, models)
+    t6 = table6(models)
+    summary = {"models": models.to_dict(orient="records"), "iterations": iterations.to_dict(orient="records"),
+               "reward_model": reward_length_correlation(args.results, models), "across_models": across_models(models)}
+    write_text(args.out_dir / "table6.csv", t6.to_csv(index=False))
+    write_text(args.out_dir / "table6.md", t6.to_markdown(index=False, floatfmt=".3g") + "\n")
+    write_json(args.out_dir / "length_analysis.json", summary)
+    write_text(args.out_dir / "length_analysis.md", report(summary, t6, iterations))
+    for path in plot(models, iterations, args.out_dir):
+        log.info("wrote %s", path)
+    log.info("wrote %s", args.out_dir / "length_analysis.md")
+
+
+if __name__ == "__main__":
+    entry_point(main)
