@@ -35,10 +35,11 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
+
+from pipeline.io import write_text
 
 if TYPE_CHECKING:  # heavy imports stay inside the functions that need them
     from lm_eval.api.model import LM
@@ -133,21 +134,6 @@ def parse_tasks(tasks: Iterable[dict[str, Any] | TaskSpec]) -> list[TaskSpec]:
 # ---------------------------------------------------------------------------------------------- files
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then os.replace: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _json_safe(obj: Any) -> Any:
     """lm-eval's results hold numpy scalars, sets, callables, dtypes and NaN; turn them into strict JSON values
     (lm-eval's own handle_non_serializable for the types, NaN/inf to null)."""
@@ -166,7 +152,7 @@ def _json_safe(obj: Any) -> Any:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    _atomic_write_text(path, json.dumps(_json_safe(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    write_text(path, json.dumps(_json_safe(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def _sha256(path: Path) -> str:
@@ -271,7 +257,7 @@ def materialize_tasks(tasks: Iterable[dict[str, Any] | TaskSpec], tasks_dir: str
         }
         path = tasks_dir / f"{spec.name}.yaml"
         header = f"# Written by evals/academic.py from {template_path}; edit the template, not this file.\n"
-        _atomic_write_text(path, header + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+        write_text(path, header + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
         written[spec.name] = path
     if written:
         check_registered(written, tasks_dir)
@@ -465,7 +451,7 @@ def _write_outputs(results: dict[str, Any], summary: dict[str, Any], out_dir: Pa
     samples = results.pop("samples", None) or {}
     for task_name, rows in samples.items():
         text = "".join(json.dumps(_json_safe(r), ensure_ascii=False, allow_nan=False) + "\n" for r in rows)
-        _atomic_write_text(out_dir / "lm_eval_samples" / f"{task_name}.jsonl", text)
+        write_text(out_dir / "lm_eval_samples" / f"{task_name}.jsonl", text)
     _write_json(out_dir / "lm_eval_results.json", results)
     _write_json(out_dir / "academic.json", summary)  # last: its presence means the run finished
 

@@ -17,12 +17,10 @@ modules is light (no torch, no scikit-learn): heavy imports live inside the stag
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generator, Mapping
+
+from pipeline.plugins import import_all, lookup
 
 if TYPE_CHECKING:
     from evals.judges.base import Judge
@@ -156,26 +154,13 @@ def register_suite(cls: type[Suite]) -> type[Suite]:
 
 def registered() -> dict[str, Suite]:
     """Import every module of evals/suites/ and return all registered suites."""
-    package = importlib.import_module(SUITES_PACKAGE)
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{SUITES_PACKAGE}.{info.name}")
+    import_all(SUITES_PACKAGE)
     return dict(_REGISTRY)
 
 
 def get_suite(name: str) -> Suite:
     """The suite registered as ``name`` (imports only evals/suites/<name>.py when it exists)."""
-    if name not in _REGISTRY:
-        try:
-            importlib.import_module(f"{SUITES_PACKAGE}.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"{SUITES_PACKAGE}.{name}":
-                raise
-    if name not in _REGISTRY:
-        suites = registered()
-        close = difflib.get_close_matches(name, suites, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise KeyError(f"unknown suite {name!r}{hint}; registered suites: {sorted(suites)}")
-    return _REGISTRY[name]
+    return lookup(_REGISTRY, SUITES_PACKAGE, name, "suite")
 
 
 def configured(config: Mapping[str, Any]) -> dict[str, Suite]:

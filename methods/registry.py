@@ -8,12 +8,10 @@ A method module declares what it needs, so the generic `train` rule knows its in
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
+
+from pipeline.plugins import import_all, lookup
 
 # Data a method may ask for, by the data stage's file key (see world/data.py OUTPUTS).
 DATA_KINDS = ("sft", "prefs", "kto", "online_prompts")
@@ -83,25 +81,13 @@ def register_method(name: str, *, family: str, data: tuple[str, ...], needs_refe
 
 def registered() -> dict[str, MethodSpec]:
     """Import every module of methods/ and return all registered methods (slow: for listings and errors)."""
-    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        importlib.import_module(f"methods.{info.name}")
+    import_all("methods")
     return dict(_REGISTRY)
 
 
 def get_method(module: str) -> MethodSpec:
     """The method registered by ``methods/<module>.py`` (imports only that module, which is light)."""
-    if module not in _REGISTRY:
-        try:
-            importlib.import_module(f"methods.{module}")
-        except ModuleNotFoundError as err:
-            if err.name != f"methods.{module}":
-                raise
-    if module not in _REGISTRY:
-        methods = registered()
-        close = difflib.get_close_matches(module, methods, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise KeyError(f"unknown method {module!r}{hint}; registered methods: {sorted(methods)}")
-    return _REGISTRY[module]
+    return lookup(_REGISTRY, "methods", module, "method")
 
 
 # Config-time checks a method module may add (light: no torch), run by `check_block` before any job starts.

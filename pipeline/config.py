@@ -32,6 +32,19 @@ def _check_references(config: dict, source: str) -> None:
 
     if "hub_id" not in config["base"] and "world" not in config:
         raise ConfigError(f"{source}: key world: required when base has no hub_id (the micro world builds the data)")
+    if ("world" in config) == ("data" in config):
+        raise ConfigError(f"{source}: key data: give exactly one of `world` (the micro world) and `data` (hub "
+                          f"datasets)")
+    if "world" not in config:
+        from pipeline.hub_data import OUTPUTS as HUB_OUTPUTS
+
+        for name, block in config["judges"].items():
+            if block["kind"] == "oracle":
+                raise ConfigError(f"{source}: key judges.{name}: the oracle judge needs the micro world (key world)")
+        for i, task in enumerate(config["evals"].get("academic", {}).get("tasks", [])):
+            if "data" in task and task["data"] not in HUB_OUTPUTS:
+                raise ConfigError(f"{source}: key evals.academic.tasks.{i}.data: {task['data']!r} is a micro-world "
+                                  f"file; real studies run lm-eval's own tasks (no `data`)")
     for name, block in {"sft": config["sft"], **config["methods"]}.items():
         module = block.get("module", name)
         where = "sft" if name == "sft" else f"methods.{name}"

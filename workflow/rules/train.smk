@@ -2,14 +2,18 @@
 from methods.registry import get_method
 
 
+# The micro base model is pretrained on the world's text; a hub base model (`base.hub_id`) is loaded as is.
+BASE_DATA = {"pretrain": data_file("pretrain"), "sft": data_file("sft")} if "hub_id" not in config["base"] else {}
+
+
 rule base:
     input:
-        pretrain=data_file("pretrain"),
-        sft=data_file("sft"),
+        **BASE_DATA,
     output:
         checkpoint_done("base"),
     params:
         block=as_json(config["base"]),
+        data=" ".join(f"--{kind}-data {path}" for kind, path in BASE_DATA.items()),
         out_dir=f"{R}/models/base",
     threads: 2
     log:
@@ -18,7 +22,7 @@ rule base:
         benchmark_path("base")
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} -m methods.base_model --config-json {params.block:q} --seed {config[seed]} "
-        "--pretrain-data {input.pretrain} --sft-data {input.sft} --out-dir {params.out_dir} > {log:q} 2>&1"
+        "{params.data} --out-dir {params.out_dir} > {log:q} 2>&1"
 
 
 rule sft:
