@@ -22,7 +22,7 @@ class Backend(Protocol):
     def generate(self, conversations: list[list[dict]], **overrides) -> list[str]: ...
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
-                     limit: int | float | None, random_seed: int) -> dict: ...
+                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict: ...
 
 
 def check_overrides(overrides: dict) -> None:
@@ -75,12 +75,13 @@ class TransformersBackend:
         return answers
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
-                     limit: int | float | None, random_seed: int) -> dict:
+                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict:
         """lm-eval on the model already in memory (one load serves generation and the academic suite)."""
         from evals.academic import run_academic_with_model
 
         return run_academic_with_model(self.model, self.tokenizer, tasks, out_dir, batch_size=batch_size,
-                                       model_name=model_name, limit=limit, random_seed=random_seed)
+                                       model_name=model_name, limit=limit, random_seed=random_seed,
+                                       confirm_run_unsafe_code=confirm_run_unsafe_code)
 
 
 class VLLMBackend:
@@ -106,7 +107,7 @@ class VLLMBackend:
         return [o.outputs[0].text.strip() for o in outputs]
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
-                     limit: int | float | None, random_seed: int) -> dict:
+                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict:
         """lm-eval's own vLLM model: it builds its engine from the folder, so the generation engine is released
         first (lm-eval's VLLM wrapper takes no engine instance)."""
         import gc
@@ -118,7 +119,8 @@ class VLLMBackend:
         gc.collect()
         lm = VLLM(pretrained=self.model_dir, batch_size=batch_size, seed=random_seed,
                   gpu_memory_utilization=self.gpu_memory_utilization)
-        return run_academic_with_lm(lm, tasks, out_dir, model_name=model_name, limit=limit, random_seed=random_seed)
+        return run_academic_with_lm(lm, tasks, out_dir, model_name=model_name, limit=limit, random_seed=random_seed,
+                                    confirm_run_unsafe_code=confirm_run_unsafe_code)
 
 
 BACKENDS = {"transformers": TransformersBackend, "vllm": VLLMBackend}

@@ -59,7 +59,8 @@ class Academic(HarnessSuite):
             settings: Mapping[str, Any], seed: int) -> None:
         backend.run_academic(self.lm_eval_tasks(data, settings), out_dir, model_name=model,
                              batch_size=settings.get("batch_size", 16), limit=settings.get("limit"),
-                             random_seed=seed)
+                             random_seed=seed,
+                             confirm_run_unsafe_code=settings.get("confirm_run_unsafe_code", False))
 
     def score(self, model: str, generations: Path, judgments: Path | None, data: Mapping[str, Path],
               settings: Mapping[str, Any], world: Mapping[str, Any] | None) -> dict:
