@@ -11,6 +11,13 @@ if not workflow.overwrite_configfiles:
 
 
 include: "workflow/rules/common.smk"
+
+
+# API keys of HTTP judges: required before any job runs, passed to cluster jobs.
+envvars:
+    *API_KEY_VARIABLES,
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/iterative.smk"

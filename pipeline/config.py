@@ -67,3 +67,12 @@ def _check_references(config: dict, source: str) -> None:
 def models(config: dict) -> list[str]:
     """Every model that lands in the tables: the SFT checkpoint, then each configured method."""
     return ["sft", *config["methods"]]
+
+
+def api_key_variables(config: dict) -> list[str]:
+    """Environment variables the HTTP judges read their keys from (loopback endpoints need none): Snakemake's
+    ``envvars:`` checks them before any job runs and passes them to cluster jobs."""
+    from evals.judges.http import is_loopback_url
+
+    return sorted({judge.get("api_key_env", "OPENAI_API_KEY") for judge in config["judges"].values()
+                   if judge["kind"] == "http" and not is_loopback_url(judge["base_url"])})

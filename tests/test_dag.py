@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -21,8 +22,9 @@ CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "config").glob(
 STUDY = "pytest_smoke"
 
 
-def snakemake(*args, check=True):
-    proc = subprocess.run([*SNAKEMAKE, *args], cwd=ROOT, capture_output=True, text=True)
+def snakemake(*args, check=True, env=None):
+    proc = subprocess.run([*SNAKEMAKE, *args], cwd=ROOT, capture_output=True, text=True,
+                          env=None if env is None else {**os.environ, **env})
     if check:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc
@@ -30,8 +32,18 @@ def snakemake(*args, check=True):
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_dry_run_prints_whole_dag(config):
-    proc = snakemake("-n", "--configfile", config)
+    # -F: the whole DAG even where an earlier run left results; a dummy key for configs with API judges
+    proc = snakemake("-n", "-F", "--configfile", config, env={"OPENAI_API_KEY": "dummy-key-for-dry-run"})
     assert "aggregate" in proc.stdout and "This was a dry-run" in proc.stdout
+
+
+def test_api_judge_key_is_required_before_any_job():
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    proc = subprocess.run([*SNAKEMAKE, "-n", "--configfile", "config/rlhf_workflow.yaml"], cwd=ROOT,
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode != 0
+    assert "environment variables are requested by the workflow but undefined" in proc.stdout + proc.stderr
+    assert "OPENAI_API_KEY" in proc.stdout + proc.stderr
 
 
 def test_dry_run_with_slurm_profile():

@@ -2,7 +2,7 @@
 import json
 import sys
 
-from pipeline.config import check_config, models
+from pipeline.config import api_key_variables, check_config, models
 
 check_config(config, source="config (after --configfile/--config overrides)")
 
@@ -11,6 +11,7 @@ R = f"results/{STUDY}"
 PYTHON = sys.executable  # the interpreter running Snakemake: the project's environment, also in cluster jobs
 MODELS = models(config)
 SUITES = list(config["evals"])
+API_KEY_VARIABLES = api_key_variables(config)  # checked by `envvars:` in the Snakefile, never written anywhere
 
 wildcard_constraints:
     model="|".join(MODELS),
