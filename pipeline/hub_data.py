@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.cli import entry_point
+from pipeline.formats import assistant, kto_rows, user
 from pipeline.io import InputError, write_json, write_jsonl
 from pipeline.logs import get_logger
 
@@ -159,12 +160,8 @@ class Mapper:
         return [{"role": m["role"], "content": m["content"]} for m in value]
 
 
-def user(content: str) -> list[dict]:
-    return [{"role": "user", "content": content}]
 
 
-def assistant(content: str) -> list[dict]:
-    return [{"role": "assistant", "content": content}]
 
 
 HH_TURN = re.compile(r"\n\n(Human|Assistant):")
@@ -217,12 +214,6 @@ def preference_rows(m: Mapper, rows: list[dict]) -> list[dict]:
     return out
 
 
-def kto_rows(pairs: list[dict]) -> list[dict]:
-    rows = []
-    for pair in pairs:
-        rows.append({"prompt": pair["prompt"], "completion": pair["chosen"], "label": True})
-        rows.append({"prompt": pair["prompt"], "completion": pair["rejected"], "label": False})
-    return rows
 
 
 def prompt_rows(m: Mapper, rows: list[dict]) -> list[dict]:

@@ -10,6 +10,7 @@ import json
 import random
 from pathlib import Path
 
+from pipeline.formats import assistant, kto_rows, user
 from pipeline.io import write_json, write_jsonl
 from pipeline.logs import get_logger
 from world.tasks import FAMILIES, Item, make_item
@@ -61,12 +62,8 @@ def generate_items(world: dict) -> dict[str, list[Item]]:
     return splits
 
 
-def user(content: str) -> list[dict]:
-    return [{"role": "user", "content": content}]
 
 
-def assistant(content: str) -> list[dict]:
-    return [{"role": "assistant", "content": content}]
 
 
 def sft_rows(items: list[Item], styles: dict[str, float], rng: random.Random) -> list[dict]:
@@ -100,13 +97,6 @@ def labelled_pairs(items: list[Item], world: dict, rng: random.Random) -> list[d
     return rows
 
 
-def kto_rows(pairs: list[dict]) -> list[dict]:
-    """Unpaired labels from the annotator's pairs: chosen is desirable, rejected undesirable (TRL's convention)."""
-    rows = []
-    for pair in pairs:
-        rows.append({"prompt": pair["prompt"], "completion": pair["chosen"], "label": True})
-        rows.append({"prompt": pair["prompt"], "completion": pair["rejected"], "label": False})
-    return rows
 
 
 def baseline_outputs(items: list[Item], world: dict, rng: random.Random) -> list[dict]:
