@@ -129,8 +129,8 @@ def test_corrupt_row_stops_the_rule_with_one_clear_line(smoke):
                          "--forcerun", "score", f"results/{STUDY}/scores/sft/alpaca_eval.json", check=False)
         assert proc.returncode != 0
         log = (smoke / "logs" / "score" / "sft" / "alpaca_eval.log").read_text().strip()
-        assert log.splitlines() == [f"error: {judgments.relative_to(ROOT)}, row 3: not valid JSON "
-                                    "(Unterminated string starting at, column 16)"]
+        assert len(log.splitlines()) == 1
+        assert log.startswith(f"error: {judgments.relative_to(ROOT)}, row 3: not valid JSON (")
     finally:
         judgments.write_text(original)
 
