@@ -115,6 +115,19 @@ def across_models(models: pd.DataFrame) -> dict:
     return out
 
 
+def _save(fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot(models: pd.DataFrame, iterations: pd.DataFrame, out_dir: Path) -> list[Path]:
     import matplotlib
 
@@ -127,26 +140,14 @@ def plot(models: pd.DataFrame, iterations: pd.DataFrame, out_dir: Path) -> list[
         ax.scatter(models["mean_length"], models[metric], label=label, marker=marker)
     for _, row in models.iterrows():
         ax.annotate(row["model"], (row["mean_length"], row["win_rate"]), fontsize=7, alpha=0.7)
-    ax.set_xlabel("mean answer length (characters)")
-    ax.set_ylabel("AlpacaEval win rate vs baseline (%)")
-    ax.set_title("Win rate and length across models")
-    ax.legend()
-    fig.tight_layout()
-    written.append(out_dir / "winrate_vs_length.png")
-    fig.savefig(written[-1], dpi=120)
-    plt.close(fig)
+    written.append(_save(fig, ax, "mean answer length (characters)", "AlpacaEval win rate vs baseline (%)",
+                         "Win rate and length across models", out_dir / "winrate_vs_length.png"))
     if not iterations.empty:
         fig, ax = plt.subplots(figsize=(6, 4))
         for model, group in iterations.groupby("model"):
             ax.plot(group["iteration"], group["mean_length"], marker="o", label=f"{model} (λ={group['length_penalty'].iloc[0]})")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("mean sampled length (characters)")
-        ax.set_title("Iterative DPO: answer length per iteration")
-        ax.legend()
-        fig.tight_layout()
-        written.append(out_dir / "iterative_length.png")
-        fig.savefig(written[-1], dpi=120)
-        plt.close(fig)
+        written.append(_save(fig, ax, "iteration", "mean sampled length (characters)",
+                             "Iterative DPO: answer length per iteration", out_dir / "iterative_length.png"))
     return written
 
 
