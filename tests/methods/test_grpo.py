@@ -4,10 +4,8 @@ training prompts rises; the gold checker is an optional second reward source."""
 import pytest
 
 from methods.grpo import check_block, reward_functions
-from methods.train import run
-from pipeline.io import read_jsonl
 from pipeline.provenance import read_provenance
-from tiny_setup import block, mean_reward
+from tiny_setup import block, train_online_and_measure
 
 TRAINER = {"learning_rate": 3e-3, "max_steps": 8, "num_generations": 4, "max_completion_length": 24,
            "temperature": 1.0, "beta": 0.02, "loss_type": "dapo"}
@@ -16,11 +14,7 @@ TRAINER = {"learning_rate": 3e-3, "max_steps": 8, "num_generations": 4, "max_com
 def test_grpo_raises_the_mean_reward(world, sft, reward_model, tmp_path):
     config = block(TRAINER, batch=16, module="grpo")
     del config["trainer"]["max_length"]
-    record = run("grpo", config, seed=0, policy=sft, reference=sft, data={"online_prompts": world["online_prompts"]},
-                 reward_model=reward_model, out_dir=tmp_path / "grpo")
-    prompts = [r["prompt"] for r in read_jsonl(world["online_prompts"])]
-    before = mean_reward(sft, reward_model, prompts)
-    after = mean_reward(tmp_path / "grpo", reward_model, prompts)
+    record, before, after = train_online_and_measure("grpo", config, world, sft, reward_model, tmp_path / "grpo")
     assert after > before + 0.2, (before, after)
     assert record["parents"]["reward_model"]["checkpoint_hash"] == read_provenance(reward_model)["checkpoint_hash"]
     assert record["tokens_seen"] > 0

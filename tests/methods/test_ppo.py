@@ -4,10 +4,9 @@ sampled answers to the training prompts rises."""
 import pytest
 
 from methods.ppo import ppo_config
-from methods.train import run
-from pipeline.io import InputError, read_jsonl
+from pipeline.io import InputError
 from pipeline.provenance import read_provenance
-from tiny_setup import block, mean_reward
+from tiny_setup import block, train_online_and_measure
 
 TRAINER = {"learning_rate": 1e-3, "num_rollout_steps": 12, "num_mini_batches": 2, "ppo_epochs": 2,
            "max_new_tokens": 24, "temperature": 1.0, "kl_coef": 0.05, "vf_coef": 0.5}
@@ -16,11 +15,7 @@ TRAINER = {"learning_rate": 1e-3, "num_rollout_steps": 12, "num_mini_batches": 2
 def test_ppo_raises_the_mean_reward(world, sft, reward_model, tmp_path):
     config = block(TRAINER, module="ppo")
     del config["trainer"]["max_length"], config["trainer"]["logging_steps"]
-    record = run("ppo", config, seed=0, policy=sft, reference=sft, data={"online_prompts": world["online_prompts"]},
-                 reward_model=reward_model, out_dir=tmp_path / "ppo")
-    prompts = [r["prompt"] for r in read_jsonl(world["online_prompts"])]
-    before = mean_reward(sft, reward_model, prompts)
-    after = mean_reward(tmp_path / "ppo", reward_model, prompts)
+    record, before, after = train_online_and_measure("ppo", config, world, sft, reward_model, tmp_path / "ppo")
     assert after > before + 0.2, (before, after)
     assert record["parents"]["reward_model"]["checkpoint_hash"] == read_provenance(reward_model)["checkpoint_hash"]
     assert record["parents"]["reference"]["checkpoint_hash"] == read_provenance(sft)["checkpoint_hash"]

@@ -102,3 +102,16 @@ def implicit_margin(policy, reference, tokenizer, rows: list[dict], beta: float,
                 - completion_logps(reference, tokenizer, prompts, completions, average))
 
     return float(beta * (ratio(chosen) - ratio(rejected)).mean())
+
+
+def train_online_and_measure(method: str, config: dict, world: dict, sft: Path, reward_model: Path,
+                             out_dir: Path) -> tuple[dict, float, float]:
+    """Train an online method through the generic entry point; return its provenance and the mean reward of the
+    SFT policy and of the trained policy on the training prompts."""
+    from methods.train import run
+    from pipeline.io import read_jsonl
+
+    record = run(method, config, seed=0, policy=sft, reference=sft, data={"online_prompts": world["online_prompts"]},
+                 reward_model=reward_model, out_dir=out_dir)
+    prompts = [r["prompt"] for r in read_jsonl(world["online_prompts"])]
+    return record, mean_reward(sft, reward_model, prompts), mean_reward(out_dir, reward_model, prompts)
