@@ -45,7 +45,7 @@ def slope(x: np.ndarray, y: np.ndarray) -> float:
 def sweep(config: dict, results: Path, b_values: list[float], judge_name: str) -> pd.DataFrame:
     from scipy.stats import kendalltau
 
-    from evals import alpaca_eval as ae
+    from evals.protocols import alpaca_eval_protocol as ae
     from evals.judge import make_judge
     from evals.registry import get_suite
     from pipeline.config import models as config_models

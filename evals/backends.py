@@ -3,7 +3,7 @@ transformers (batched, left padding) otherwise. vLLM is imported only when a con
 
 ``overrides`` are per-call sampling settings (``max_new_tokens``, ``temperature``, ``top_p``) over the backend's
 own (a suite's generation settings). ``run_academic(tasks, out_dir, ...)`` evaluates the same model through
-lm-eval (evals/academic.py): the transformers backend hands lm-eval the model it already loaded."""
+lm-eval (evals/protocols/academic_protocol.py): the transformers backend hands lm-eval the model it already loaded."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ class TransformersBackend:
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
                      limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict:
         """lm-eval on the model already in memory (one load serves generation and the academic suite)."""
-        from evals.academic import run_academic_with_model
+        from evals.protocols.academic_protocol import run_academic_with_model
 
         return run_academic_with_model(self.model, self.tokenizer, tasks, out_dir, batch_size=batch_size,
                                        model_name=model_name, limit=limit, random_seed=random_seed,
@@ -112,7 +112,7 @@ class VLLMBackend:
         first (lm-eval's VLLM wrapper takes no engine instance)."""
         import gc
 
-        from evals.academic import run_academic_with_lm
+        from evals.protocols.academic_protocol import run_academic_with_lm
         from lm_eval.models.vllm_causallms import VLLM
 
         del self.llm

@@ -110,3 +110,23 @@ def check_block(module: str, block: dict, where: str) -> None:
     check = _CONFIG_CHECKS.get(module)
     if check is not None:
         check(block, where)
+
+
+def check_method_blocks(config: dict, source: str) -> None:
+    """Every training block (``sft`` and each of ``methods``) names a registered module of the right family and
+    passes that module's own config check; errors name the config key (a ``plugin_checks`` of check_config)."""
+    from pipeline.config import ConfigError
+
+    for name, block in {"sft": config["sft"], **config["methods"]}.items():
+        module = block.get("module", name)
+        where = "sft" if name == "sft" else f"methods.{name}"
+        try:
+            spec = get_method(module)
+        except KeyError as err:
+            raise ConfigError(f"{source}: key {where}.module: {err.args[0]}") from None
+        if name == "sft" and spec.family != "sft":
+            raise ConfigError(f"{source}: key sft.module: {module!r} is a {spec.family} method, expected an sft one")
+        try:
+            check_block(module, block, where)
+        except ValueError as err:
+            raise ConfigError(f"{source}: {str(err).removeprefix('config ')}") from None

@@ -3,7 +3,9 @@ cross-references a schema cannot see. Every error names the config key and what 
 
 from __future__ import annotations
 
-from typing import Any
+import ipaddress
+from typing import Any, Callable, Iterable
+from urllib.parse import urlparse
 
 from pipeline.io import InputError, _validator
 
@@ -16,7 +18,10 @@ def _key(path) -> str:
     return ".".join(map(str, path)) or "(top level)"
 
 
-def check_config(config: dict[str, Any], source: str = "config") -> None:
+def check_config(config: dict[str, Any], source: str = "config",
+                 plugin_checks: Iterable[Callable[[dict, str], None]] = ()) -> None:
+    """The schema, then cross-references, then ``plugin_checks(config, source)`` of the layers above (the method
+    registry's block checks): pipeline/ is the ground floor and imports neither methods/ nor evals/."""
     errors = sorted(_validator("config").iter_errors(config), key=lambda e: list(e.path))
     if errors:
         # oneOf/if-then errors carry the precise sub-error in .context; report the deepest one.
@@ -25,11 +30,11 @@ def check_config(config: dict[str, Any], source: str = "config") -> None:
             error = sorted(error.context, key=lambda e: -len(e.path))[0]
         raise ConfigError(f"{source}: key {_key(error.absolute_path)}: {error.message}")
     _check_references(config, source)
+    for check in plugin_checks:
+        check(config, source)
 
 
 def _check_references(config: dict, source: str) -> None:
-    from methods.registry import check_block, get_method
-
     if "hub_id" not in config["base"] and "world" not in config:
         raise ConfigError(f"{source}: key world: required when base has no hub_id (the micro world builds the data)")
     if ("world" in config) == ("data" in config):
@@ -45,19 +50,6 @@ def _check_references(config: dict, source: str) -> None:
             if "data" in task and task["data"] not in HUB_OUTPUTS:
                 raise ConfigError(f"{source}: key evals.academic.tasks.{i}.data: {task['data']!r} is a micro-world "
                                   f"file; real studies run lm-eval's own tasks (no `data`)")
-    for name, block in {"sft": config["sft"], **config["methods"]}.items():
-        module = block.get("module", name)
-        where = "sft" if name == "sft" else f"methods.{name}"
-        try:
-            spec = get_method(module)
-        except KeyError as err:
-            raise ConfigError(f"{source}: key {where}.module: {err.args[0]}") from None
-        if name == "sft" and spec.family != "sft":
-            raise ConfigError(f"{source}: key sft.module: {module!r} is a {spec.family} method, expected an sft one")
-        try:
-            check_block(module, block, where)
-        except ValueError as err:
-            raise ConfigError(f"{source}: {str(err).removeprefix('config ')}") from None
     for suite, block in config["evals"].items():
         if "judge" in block and block["judge"] not in config["judges"]:  # harness suites (academic) have no judge
             raise ConfigError(f"{source}: key evals.{suite}.judge: {block['judge']!r} is not a key of judges "
@@ -72,7 +64,16 @@ def models(config: dict) -> list[str]:
 def api_key_variables(config: dict) -> list[str]:
     """Environment variables the HTTP judges read their keys from (loopback endpoints need none): Snakemake's
     ``envvars:`` checks them before any job runs and passes them to cluster jobs."""
-    from evals.judges.http import is_loopback_url
-
     return sorted({judge.get("api_key_env", "OPENAI_API_KEY") for judge in config["judges"].values()
                    if judge["kind"] == "http" and not is_loopback_url(judge["base_url"])})
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for ``localhost`` or a loopback IP literal (127.0.0.0/8, ::1)."""
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

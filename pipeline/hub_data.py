@@ -259,9 +259,7 @@ def arena_question_rows(m: Mapper, rows: list[dict]) -> list[dict]:
 
 
 def arena_baseline_rows(m: Mapper, rows: list[dict], questions: dict[str, dict]) -> list[dict]:
-    from evals.arena_hard import text_style_metadata
-
-    out = []
+    out = []  # no ``metadata``: the Arena-Hard suite computes style features where an answer has none
     for i, r in enumerate(rows):
         uid = str(m.get(r, "uid", i, (str, int)))
         if questions and uid not in questions:
@@ -270,8 +268,7 @@ def arena_baseline_rows(m: Mapper, rows: list[dict], questions: dict[str, dict])
         model = m.get(r, "model", i, str) if m.has("model") else m.source.get("model", "baseline")
         prompt = questions[uid]["prompt"] if uid in questions else ""
         out.append({"uid": uid, "ans_id": f"{model}-{uid}", "model": model,
-                    "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": {"answer": answer}}],
-                    "metadata": text_style_metadata(answer)})
+                    "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": {"answer": answer}}]})
     return out
 
 

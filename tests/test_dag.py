@@ -67,7 +67,7 @@ def smoke():
 
 
 def test_table_is_computed_from_judgment_and_generation_files(smoke):
-    from evals.arena_hard import judgments_to_battles
+    from evals.protocols.arena_hard_protocol import judgments_to_battles
 
     table = pd.read_csv(smoke / "tables" / "methods.csv")
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())

@@ -136,15 +136,13 @@ def arena_hard_questions(items: list[Item]) -> list[dict]:
 
 def arena_hard_baseline(items: list[Item], world: dict, rng: random.Random) -> list[dict]:
     """The fixed Arena-Hard baseline from the world's synthesizer, as arena-hard-auto v2.0 answers (the assistant
-    content is ``{answer: ...}``; ``metadata`` holds the style features used by style control)."""
-    from evals.arena_hard import text_style_metadata
-
+    content is ``{answer: ...}``; the Arena-Hard suite computes the style features of answers without ``metadata``)."""
     rows = []
     for it in items:
         text = synthesize(it.instruction, it.gold, sample_style(world["baseline_styles"], rng), rng)
         rows.append({"uid": it.item_id, "ans_id": f"{BASELINE_MODEL}-{it.item_id}", "model": BASELINE_MODEL,
                      "messages": user(it.instruction) + [{"role": "assistant", "content": {"answer": text}}],
-                     "tstamp": 0.0, "metadata": text_style_metadata(text)})
+                     "tstamp": 0.0})
     return rows
 
 

@@ -11,7 +11,6 @@ once, sent only in the ``Authorization`` header, and never logged, cached or put
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import logging
 import os
 import random
@@ -20,7 +19,6 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlparse
 
 # Library: plain `requests` (already a dependency) exposes every status code, Retry-After header and timeout
 # directly, so retries, rate limiting and call counting stay ours and testable without the openai client's layers.
@@ -28,6 +26,7 @@ import requests
 import requests.auth
 from tqdm import tqdm
 
+from pipeline.config import is_loopback_url
 from evals.judges.base import JudgeRequest, JudgeResponse, prompt_hash
 from evals.judges.cache import JudgeCache
 
@@ -100,17 +99,6 @@ class RateLimiter:
         delay = slot - now
         if delay > 0:
             time.sleep(delay)
-
-
-def is_loopback_url(url: str) -> bool:
-    """True for ``localhost`` or a loopback IP literal (127.0.0.0/8, ::1)."""
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_retry_after(value: str | None) -> float | None:

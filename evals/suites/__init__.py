@@ -1,8 +1,8 @@
 """One module per evaluation suite, each registering a suite class with ``evals.registry.register_suite``; shared
 helpers for score files and the micro world's gold answers live here. Nothing here imports torch or scikit-learn.
 
-The upstream protocols themselves (prompts, parsers, metrics) are pure functions in ``evals/alpaca_eval.py``,
-``evals/mt_bench.py``, ``evals/arena_hard.py`` and ``evals/academic.py``; a suite module wires them to files.
+The upstream protocols themselves (prompts, parsers, metrics) are pure functions in ``evals/protocols/alpaca_eval_protocol.py``,
+``evals/protocols/mt_bench_protocol.py``, ``evals/protocols/arena_hard_protocol.py`` and ``evals/protocols/academic_protocol.py``; a suite module wires them to files.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Academic benchmarks through the real lm-eval harness (``evals/academic.py``), run in the generation process on
+"""Academic benchmarks through the real lm-eval harness (``evals/protocols/academic_protocol.py``), run in the generation process on
 the model it already loaded: GSM8K, MMLU, ARC, TruthfulQA, HumanEval, MBPP on real configs; the micro world's
 local task YAMLs (``evals/lm_eval_tasks/``) over held-out items.
 
@@ -18,7 +18,7 @@ from evals.registry import Column, HarnessSuite, register_suite
 from evals.suites import metric, need
 from pipeline.io import read_json
 
-# Keys of a task entry that are ours (table titles), not evals/academic.py's.
+# Keys of a task entry that are ours (table titles), not evals/protocols/academic_protocol.py's.
 OWN_KEYS = ("title",)
 LM_EVAL_RESULTS = "lm_eval_results.json"
 
@@ -46,7 +46,7 @@ class Academic(HarnessSuite):
         return tuple(task["data"] for task in settings["tasks"] if "data" in task)
 
     def lm_eval_tasks(self, data: Mapping[str, Path], settings: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """evals/academic.py task dicts: our keys dropped, data kinds replaced by their files."""
+        """evals/protocols/academic_protocol.py task dicts: our keys dropped, data kinds replaced by their files."""
         tasks = []
         for task in settings["tasks"]:
             task = {k: v for k, v in task.items() if k not in OWN_KEYS}

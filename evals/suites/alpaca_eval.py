@@ -1,5 +1,5 @@
 """AlpacaEval 2: each instruction answered once, judged pairwise against a fixed baseline's output (upstream's
-``weighted_alpaca_eval_gpt4_turbo`` prompt, order coin and parser: ``evals/alpaca_eval.py``), scored as the win
+``weighted_alpaca_eval_gpt4_turbo`` prompt, order coin and parser: ``evals/protocols/alpaca_eval_protocol.py``), scored as the win
 rate +- SE and the length-controlled win rate.
 
 Files (upstream's formats): generations ``alpaca_eval.json`` = ``[{instruction, output, generator, dataset}]``;
@@ -69,7 +69,7 @@ class AlpacaEval(ChatSuite):
                  "dataset": r.get("dataset", self.name)} for r, a in zip(rows, answers)]
 
     def judge(self, judge, model: str, generations: Path, data: Mapping[str, Path], settings: Mapping[str, Any]) -> list[dict]:
-        from evals import alpaca_eval as ae
+        from evals.protocols import alpaca_eval_protocol as ae
         from evals.judge import with_oracle
 
         rows = read_json(generations, schema=self.generation_schema)
@@ -101,7 +101,7 @@ class AlpacaEval(ChatSuite):
         import pandas as pd
         from sklearn.exceptions import ConvergenceWarning
 
-        from evals import alpaca_eval as ae
+        from evals.protocols import alpaca_eval_protocol as ae
 
         annotations = read_jsonl(judgments, schema=self.judgment_schema)
         rows = read_json(generations, schema=self.generation_schema)

@@ -1,5 +1,5 @@
 """Arena-Hard-Auto: each prompt answered once, judged pairwise against a fixed baseline in both orders (game 1:
-baseline as A, game 2: model as A; arena-hard-auto v2.0's prompts and verdict regexes, ``evals/arena_hard.py``),
+baseline as A, game 2: model as A; arena-hard-auto v2.0's prompts and verdict regexes, ``evals/protocols/arena_hard_protocol.py``),
 scored as the Bradley-Terry win rate against the baseline with a bootstrap 95 % CI. The style-controlled score
 fits every model's battles together (style coefficients are shared), so it is a cross-model step: the
 ``leaderboard`` writes ``scores/leaderboard/arena_hard.json``.
@@ -57,7 +57,7 @@ class ArenaHard(ChatSuite):
         ]
 
     def caption(self, settings: Mapping[str, Any]) -> str:
-        import evals.arena_hard as ah
+        import evals.protocols.arena_hard_protocol as ah
 
         rounds = settings.get("bootstrap_rounds", DEFAULT_ROUNDS)
         features = "+".join(settings.get("control_features", ah.CONTROL_FEATURES))
@@ -66,7 +66,7 @@ class ArenaHard(ChatSuite):
                 f"all models fitted together.")
 
     def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
-        from evals.arena_hard import text_style_metadata
+        from evals.protocols.arena_hard_protocol import text_style_metadata
 
         questions = read_jsonl(need(data, QUESTIONS, self.name), schema="arena_hard_question")
         prompts = [[{"role": "user", "content": q["prompt"]}] for q in questions]
@@ -79,7 +79,7 @@ class ArenaHard(ChatSuite):
 
     def judge(self, judge, model: str, generations: Path, data: Mapping[str, Path],
               settings: Mapping[str, Any]) -> list[dict]:
-        from evals import arena_hard as ah
+        from evals.protocols import arena_hard_protocol as ah
         from evals.judge import with_oracle
 
         questions = {q["uid"]: q for q in read_jsonl(need(data, QUESTIONS, self.name), schema="arena_hard_question")}
@@ -109,7 +109,7 @@ class ArenaHard(ChatSuite):
               settings: Mapping[str, Any], world: Mapping[str, Any] | None) -> dict:
         import pandas as pd
 
-        from evals import arena_hard as ah
+        from evals.protocols import arena_hard_protocol as ah
 
         rows = read_jsonl(judgments, schema=self.judgment_schema)
         answers = read_jsonl(generations, schema=self.generation_schema)
@@ -145,7 +145,7 @@ class ArenaHard(ChatSuite):
         ``show_result.py --style-control``), with the same bootstrap rounds for both."""
         import pandas as pd
 
-        from evals import arena_hard as ah
+        from evals.protocols import arena_hard_protocol as ah
 
         baseline_name, baseline = _baseline(data)
         metadata = {baseline_name: {uid: ah.answer_style_metadata(a) for uid, a in baseline.items()}}

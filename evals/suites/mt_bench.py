@@ -1,6 +1,6 @@
 """MT-Bench: two-turn questions, the second turn asked after the model's own first answer (FastChat
 ``gen_model_answer``), each turn graded alone 1-10 by the judge with FastChat's single-grading prompts, against the
-reference answer for math, reasoning and coding questions (``evals/mt_bench.py``). Scores: turn 1, turn 2, overall.
+reference answer for math, reasoning and coding questions (``evals/protocols/mt_bench_protocol.py``). Scores: turn 1, turn 2, overall.
 
 Files (FastChat's formats): generations ``mt_bench.jsonl`` = ``{question_id, answer_id, model_id,
 choices: [{index, turns}], tstamp}``; judgments ``mt_bench.jsonl`` = ``model_judgment/<judge>_single.jsonl`` rows
@@ -72,7 +72,7 @@ class MTBench(ChatSuite):
 
     def judge(self, judge, model: str, generations: Path, data: Mapping[str, Path],
               settings: Mapping[str, Any]) -> list[dict]:
-        from evals import mt_bench as mb
+        from evals.protocols import mt_bench_protocol as mb
         from evals.judge import with_oracle
 
         questions = {q["question_id"]: q for q in read_jsonl(need(data, QUESTIONS, self.name),
@@ -101,7 +101,7 @@ class MTBench(ChatSuite):
               settings: Mapping[str, Any], world: Mapping[str, Any] | None) -> dict:
         import pandas as pd
 
-        from evals import mt_bench as mb
+        from evals.protocols import mt_bench_protocol as mb
 
         rows = read_jsonl(judgments, schema=self.judgment_schema)
         answers = read_jsonl(generations, schema=self.generation_schema)

@@ -1,4 +1,4 @@
-"""evals/academic.py through the real lm-eval harness: a tiny random Llama with a chat template, local task YAMLs
+"""evals/protocols/academic_protocol.py through the real lm-eval harness: a tiny random Llama with a chat template, local task YAMLs
 materialised per run, lm-eval's results beside ours, loud failures for bad YAMLs and data files, and the answer
 filter of the generate-until task."""
 
@@ -17,8 +17,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, however pytest is started
 
-from evals import academic  # noqa: E402
-from evals.academic import AcademicTaskError  # noqa: E402
+from evals.protocols import academic_protocol as academic  # noqa: E402
+from evals.protocols.academic_protocol import AcademicTaskError  # noqa: E402
 
 N_GEN, N_MC = 10, 20
 SPECIALS = ["<|pad|>", "<|eos|>", "<|bos|>", "<|system|>", "<|user|>", "<|assistant|>"]

@@ -1,4 +1,4 @@
-"""Tests of evals/alpaca_eval.py against upstream alpaca_eval 0.6.6 (tatsu-lab/alpaca_eval @ f19c323d).
+"""Tests of evals/protocols/alpaca_eval_protocol.py against upstream alpaca_eval 0.6.6 (tatsu-lab/alpaca_eval @ f19c323d).
 
 Where a test re-derives an upstream function it names it; ``test_matches_installed_upstream`` runs the real
 ``alpaca_eval`` package when it is installed (it is not a dependency of ours, so the test skips otherwise).
@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegressionCV
 from sklearn.metrics import make_scorer
 from sklearn.model_selection import GroupKFold
 
-from evals import alpaca_eval as ae
+from evals.protocols import alpaca_eval_protocol as ae
 from evals.judges.base import JudgeRequest, JudgeResponse
 
 # sha256 of src/alpaca_eval/evaluators_configs/alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt at v0.6.6.

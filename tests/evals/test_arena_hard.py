@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from evals import arena_hard as ah
+from evals.protocols import arena_hard_protocol as ah
 from evals.judges.base import JudgeRequest, JudgeResponse
 
 QUESTION = {"uid": "q1", "category": "hard_prompt", "prompt": "Explain recursion."}

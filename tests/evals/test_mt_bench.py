@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from evals import mt_bench
+from evals.protocols import mt_bench_protocol as mt_bench
 from evals.judges.base import JudgeRequest, JudgeResponse
 
 WRITING = {"question_id": 81, "category": "writing", "turns": ["Write a poem.", "Make it rhyme."]}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from methods.registry import check_method_blocks
 from pipeline.config import ConfigError, check_config
 from pipeline.io import InputError, read_jsonl, write_jsonl
 
@@ -18,35 +19,35 @@ DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "config").glob("*.yaml")))
 def test_every_shipped_config_validates(name):
-    check_config(yaml.safe_load((ROOT / "config" / name).read_text()), name)
+    check_config(yaml.safe_load((ROOT / "config" / name).read_text()), name, plugin_checks=[check_method_blocks])
 
 
 def test_unknown_key_is_named():
     config = copy.deepcopy(DEFAULT)
     config["world"]["annotator"]["verbosity"] = 1.0
     with pytest.raises(ConfigError, match=r"key world\.annotator: .*'verbosity' was unexpected"):
-        check_config(config)
+        check_config(config, plugin_checks=[check_method_blocks])
 
 
 def test_wrong_type_is_named():
     config = copy.deepcopy(DEFAULT)
     config["generation"]["max_new_tokens"] = "many"
     with pytest.raises(ConfigError, match=r"key generation\.max_new_tokens: 'many' is not of type 'integer'"):
-        check_config(config)
+        check_config(config, plugin_checks=[check_method_blocks])
 
 
 def test_unknown_method_lists_registered_methods():
     config = copy.deepcopy(DEFAULT)
     config["methods"]["dpo"]["module"] = "dpx"
     with pytest.raises(ConfigError, match=r"methods\.dpo\.module: unknown method 'dpx' \(did you mean 'dpo'\?\); registered methods: \[.*'dpo'.*'sft'.*\]"):
-        check_config(config)
+        check_config(config, plugin_checks=[check_method_blocks])
 
 
 def test_judge_reference_must_exist():
     config = copy.deepcopy(DEFAULT)
     config["evals"]["alpaca_eval"]["judge"] = "gpt4"
     with pytest.raises(ConfigError, match=r"evals\.alpaca_eval\.judge: 'gpt4' is not a key of judges"):
-        check_config(config)
+        check_config(config, plugin_checks=[check_method_blocks])
 
 
 def test_corrupt_jsonl_row_is_named(tmp_path):
@@ -88,4 +89,4 @@ def test_wrong_loss_type_fails_at_config_time():
     config = copy.deepcopy(DEFAULT)
     config["methods"]["ipo"]["trainer"]["loss_type"] = "ipp"
     with pytest.raises(ConfigError, match=r"methods\.ipo\.trainer\.loss_type.*'ipp'"):
-        check_config(config)
+        check_config(config, plugin_checks=[check_method_blocks])

@@ -26,7 +26,7 @@ rule aggregate:
     benchmark:
         benchmark_path("aggregate")
     shell:
-        "{PYTHON} -m pipeline.aggregate --scores {input.scores} --leaderboards {input.leaderboards} "
+        "{PYTHON} -m evals.aggregate --scores {input.scores} --leaderboards {input.leaderboards} "
         "--models {params.models} --models-dir {params.models_dir} --evals-json {params.evals:q} --suites {params.suites} "
         "{params.micro_world} --out-dir {params.out_dir} > {log:q} 2>&1"
 
@@ -50,5 +50,5 @@ rule length_analysis:
     benchmark:
         benchmark_path("length_analysis")
     shell:
-        "{PYTHON} -m pipeline.length_analysis --results {R} --models {params.models} --out-dir {params.out_dir} "
+        "{PYTHON} -m evals.length_analysis --results {R} --models {params.models} --out-dir {params.out_dir} "
         "> {log:q} 2>&1"

@@ -2,9 +2,10 @@
 import json
 import sys
 
+from methods.registry import check_method_blocks
 from pipeline.config import api_key_variables, check_config, models
 
-check_config(config, source="config (after --configfile/--config overrides)")
+check_config(config, source="config (after --configfile/--config overrides)", plugin_checks=[check_method_blocks])
 
 STUDY = config["study"]
 R = f"results/{STUDY}"

@@ -2,7 +2,7 @@
 provenance on disk. The columns come from the suite registry (each suite declares its own), so no suite is named
 here.
 
-    python -m pipeline.aggregate --scores results/micro/scores/*/*.json \\
+    python -m evals.aggregate --scores results/micro/scores/*/*.json \\
         --leaderboards results/micro/scores/leaderboard/*.json --models sft dpo --models-dir results/micro/models \\
         --evals-json '{...the evals block...}' --micro-world --out-dir results/micro/tables
 
@@ -28,7 +28,7 @@ from pipeline.io import InputError, read_json, write_json, write_text
 from pipeline.logs import get_logger
 from pipeline.provenance import read_provenance
 
-log = get_logger("pipeline.aggregate")
+log = get_logger("evals.aggregate")
 
 PUBLISHED_DIR = Path(__file__).resolve().parent.parent / "evals" / "published"
 PAPER_TABLES = {

@@ -1,4 +1,4 @@
-"""pipeline/aggregate.py on hand-written score, leaderboard and provenance files: every cell comes from a file,
+"""evals/aggregate.py on hand-written score, leaderboard and provenance files: every cell comes from a file,
 columns come from the suite registry, and the paper-shaped tables carry the published rows a config asks for."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline import aggregate
+from evals import aggregate
 from pipeline.io import InputError, write_json
 
 MODELS = ("sft", "dpo")

@@ -32,7 +32,7 @@ import pandas as pd
 
 from evals.judges.base import JudgeRequest, JudgeResponse
 
-TEMPLATE_DIR = Path(__file__).parent / "templates" / "mt_bench"
+TEMPLATE_DIR = Path(__file__).parent.parent / "templates" / "mt_bench"
 JUDGE_PROMPTS_FILE = TEMPLATE_DIR / "judge_prompts.jsonl"
 
 # fastchat/llm_judge/common.py: categories that need reference answers.

@@ -3,7 +3,7 @@ reward model's length correlation (the report's Figure 5 analysis), answer lengt
 iterations, how raw and length-controlled win rates move with length across models, and (micro world) how well
 each ranking agrees with the gold reward. Writes ``table6.{md,csv}``, ``length_analysis.{md,json}`` and plots.
 
-    python -m pipeline.length_analysis --results results/micro --models sft dpo ... --out-dir results/micro/tables
+    python -m evals.length_analysis --results results/micro --models sft dpo ... --out-dir results/micro/tables
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pipeline.io import InputError, read_json, read_jsonl, write_json, write_tex
 from pipeline.logs import get_logger
 from pipeline.provenance import read_provenance
 
-log = get_logger("pipeline.length_analysis")
+log = get_logger("evals.length_analysis")
 
 
 def model_summary(results: Path, model: str) -> dict:

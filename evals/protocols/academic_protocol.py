@@ -3,7 +3,7 @@
 Standard tasks (GSM8K, MMLU, ARC, TruthfulQA, HumanEval, MBPP) run on the configs lm-eval ships; the micro world's
 held-out items run as local task YAMLs, materialised per run from the templates in ``evals/lm_eval_tasks/``.
 
-    python -m evals.academic --model-dir results/micro/models/dpo --out-dir results/micro/academic/dpo \\
+    python -m evals.protocols.academic_protocol --model-dir results/micro/models/dpo --out-dir results/micro/academic/dpo \\
         --batch-size 8 --tasks-json '[{"name": "micro_arith_gen", "data": "results/micro/data/academic_gen.jsonl"},
                                       {"name": "micro_choice_mc", "data": "results/micro/data/academic_mc.jsonl"}]'
 
@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # heavy imports stay inside the functions that need them
 
 SUITE = "academic"
 VERSION = "1"  # bump on any change to how tasks are built or scored (task YAMLs carry their own metadata.version)
-TEMPLATES_DIR = Path(__file__).resolve().parent / "lm_eval_tasks"
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "lm_eval_tasks"
 DATA_PLACEHOLDER = "__DATA_FILE__"
 
 # The number academic.json reports per standard task, as lm-eval's "metric,filter" key. Conventions of the field:
@@ -256,7 +256,7 @@ def materialize_tasks(tasks: Iterable[dict[str, Any] | TaskSpec], tasks_dir: str
             "data_rows": n_rows,
         }
         path = tasks_dir / f"{spec.name}.yaml"
-        header = f"# Written by evals/academic.py from {template_path}; edit the template, not this file.\n"
+        header = f"# Written by evals/protocols/academic_protocol.py from {template_path}; edit the template, not this file.\n"
         write_text(path, header + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
         written[spec.name] = path
     if written:
@@ -639,7 +639,7 @@ def run_academic_with_model(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m evals.academic", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m evals.protocols.academic_protocol", description=__doc__.split("\n\n")[0])
     p.add_argument("--model-dir", required=True, help="Hugging Face save_pretrained folder")
     p.add_argument("--tasks-json", required=True, help="JSON list of task dicts, or @file.json")
     p.add_argument("--out-dir", required=True, help="folder for academic.json and lm-eval's outputs")

@@ -34,7 +34,7 @@ import yaml
 
 from evals.judges.base import JudgeRequest, JudgeResponse
 
-TEMPLATE_DIR = Path(__file__).parent / "templates" / "arena_hard"
+TEMPLATE_DIR = Path(__file__).parent.parent / "templates" / "arena_hard"
 JUDGE_SETTINGS_FILE = TEMPLATE_DIR / "judge_settings.json"
 DEFAULT_BENCH = "arena-hard-v2.0"
 # utils/judge_utils.py JUDGE_SETTINGS: the setting whose prompt judges every category not listed upstream.

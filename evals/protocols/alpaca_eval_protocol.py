@@ -46,7 +46,7 @@ UPSTREAM_REPO = "tatsu-lab/alpaca_eval"
 UPSTREAM_VERSION = "0.6.6"
 UPSTREAM_COMMIT = "f19c323d8309d0d6f306bd26597db44fc6c62d57"
 
-TEMPLATE_DIR = Path(__file__).parent / "templates" / "alpaca_eval"
+TEMPLATE_DIR = Path(__file__).parent.parent / "templates" / "alpaca_eval"
 # evaluators_configs/weighted_alpaca_eval_gpt4_turbo/configs.yaml: prompt_template (ChatML text).
 TEMPLATE_FILE = TEMPLATE_DIR / "alpaca_eval_clf.txt"
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
