@@ -1,13 +1,18 @@
 """The method registry: a config name maps to a module that registered itself with ``@register_method``.
 
-A method module declares what it needs, so the generic `train` rule knows its inputs without importing torch:
+A method module declares what it needs, so the generic `train` rule knows its inputs without importing torch, and
+the config class its block's `trainer:` keys belong to, as an import path (imported only when asked for):
 
-    @register_method("dpo", family="paired", data=("prefs",), needs_reference_model=True)
+    @register_method("dpo", family="paired", data=("prefs",), needs_reference_model=True, config_class="trl:DPOConfig")
     def train(ctx: TrainContext) -> TrainResult: ...
+
+Tests and checks that walk the methods read this registry (``registered()``), never a list of their own.
 """
 
 from __future__ import annotations
 
+import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -17,6 +22,8 @@ from pipeline.plugins import import_all, lookup
 DATA_KINDS = ("sft", "prefs", "kto", "online_prompts")
 # "iterative": trained by its own rules over {iteration} (workflow/rules/iterative.smk), not the generic `train` rule.
 FAMILIES = ("sft", "paired", "unpaired", "online", "iterative")
+# "package.module:Class"
+CONFIG_CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 @dataclass
@@ -56,24 +63,45 @@ class MethodSpec:
     needs_reference_model: bool = False
     needs_reward_model: bool = False
     needs_generation: bool = False
+    config_class: str | None = None          # "module:Class" whose fields are the keys of the block's `trainer:`
+    extra_trainer_keys: tuple[str, ...] = ()  # `trainer:` keys the module reads itself, besides the class's fields
+
+    def load_config_class(self) -> type:
+        """The config class (a dataclass such as TRL's DPOConfig), imported now: this may import torch and TRL."""
+        if self.config_class is None:
+            raise LookupError(f"method {self.name!r} declares no config class")
+        module, _, attr = self.config_class.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as err:
+            raise LookupError(f"method {self.name!r}: config class {self.config_class!r} cannot be imported "
+                              f"({err})") from None
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
 def register_method(name: str, *, family: str, data: tuple[str, ...], needs_reference_model: bool = False,
-                    needs_reward_model: bool = False, needs_generation: bool = False) -> Callable[[TrainFn], TrainFn]:
+                    needs_reward_model: bool = False, needs_generation: bool = False, config_class: str | None = None,
+                    extra_trainer_keys: tuple[str, ...] = ()) -> Callable[[TrainFn], TrainFn]:
+    """Register ``train(ctx) -> TrainResult`` as method ``name`` (the module's file name, methods/<name>.py).
+
+    ``config_class``: "module:Class", e.g. "trl:DPOConfig" or "trl.experimental.orpo:ORPOConfig";
+    ``extra_trainer_keys``: `trainer:` keys that are not fields of that class (the module consumes them).
+    """
     if family not in FAMILIES:
         raise ValueError(f"method {name!r}: family {family!r} is not one of {FAMILIES}")
     unknown = set(data) - set(DATA_KINDS)
     if unknown:
         raise ValueError(f"method {name!r}: unknown data kinds {sorted(unknown)}; expected some of {DATA_KINDS}")
+    if config_class is not None and not CONFIG_CLASS_PATH.match(config_class):
+        raise ValueError(f"method {name!r}: config_class {config_class!r} is not of the form 'module:Class'")
 
     def decorator(fn: TrainFn) -> TrainFn:
         if name in _REGISTRY:
             raise ValueError(f"method {name!r} is already registered (by {_REGISTRY[name].train.__module__})")
         _REGISTRY[name] = MethodSpec(name, family, tuple(data), fn, needs_reference_model, needs_reward_model,
-                                     needs_generation)
+                                     needs_generation, config_class, tuple(extra_trainer_keys))
         return fn
 
     return decorator
