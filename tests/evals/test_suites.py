@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from evals import registry
-from evals.registry import ChatSuite, Column, HarnessSuite, get_suite, registered
+from evals.registry import ChatSuite, Column, HarnessSuite, check_suite_blocks, get_suite, registered
 from pipeline.io import read_json, read_jsonl, validate
 from tests.evals.conftest import CHAT_SUITES, ROOT
 
@@ -21,13 +21,33 @@ from tests.evals.conftest import CHAT_SUITES, ROOT
 
 
 def test_every_suite_is_registered_with_its_declarations():
+    """Guards against a suite module whose declarations the rules read (files, schemas, judge) are missing; the list
+    comes from the registry, so a new suite is checked without editing this test."""
     suites = registered()
     assert set(suites) >= {"alpaca_eval", "mt_bench", "arena_hard", "academic"}
     for name, suite in suites.items():
         assert suite.name == name and suite.version and suite.generation_file
         assert isinstance(suite, (ChatSuite, HarnessSuite))
-    assert [s for s in suites if suites[s].is_judged] == sorted(CHAT_SUITES, key=list(suites).index)
+        assert suite.is_judged == isinstance(suite, ChatSuite), name
+        if suite.is_judged:
+            for schema in (suite.generation_schema, suite.judgment_schema):
+                assert (ROOT / "workflow" / "schemas" / f"{schema}.schema.yaml").is_file(), (name, schema)
+    assert {s for s in CHAT_SUITES if suites[s].is_judged} == set(CHAT_SUITES)
     assert suites["arena_hard"].has_leaderboard
+
+
+def test_suite_blocks_name_registered_suites_and_their_judge(config):
+    """Guards against a misspelt suite under `evals:` or a judged suite without a judge passing the config check
+    (the config schema accepts any suite name, so that a new suite needs no schema edit)."""
+    from pipeline.config import ConfigError
+
+    check_suite_blocks(config, "smoke.yaml")
+    misspelt = {**config, "evals": {"mt_bnech": {"judge": "oracle"}}}
+    with pytest.raises(ConfigError, match=r"smoke\.yaml: key evals\.mt_bnech: unknown suite 'mt_bnech' \(did you mean "
+                                          r"'mt_bench'\?\)"):
+        check_suite_blocks(misspelt, "smoke.yaml")
+    with pytest.raises(ConfigError, match=r"key evals\.mt_bench\.judge: required \(suite 'mt_bench' is judged\)"):
+        check_suite_blocks({**config, "evals": {"mt_bench": {}}}, "smoke.yaml")
 
 
 def test_unknown_suite_names_the_registered_ones():

@@ -2,10 +2,15 @@
 import json
 import sys
 
+from evals.registry import check_suite_blocks
 from methods.registry import check_method_blocks
 from pipeline.config import api_key_variables, check_config, models
 
-check_config(config, source="config (after --configfile/--config overrides)", plugin_checks=[check_method_blocks])
+check_config(
+    config,
+    source="config (after --configfile/--config overrides)",
+    plugin_checks=[check_method_blocks, check_suite_blocks],
+)
 
 STUDY = config["study"]
 R = f"results/{STUDY}"
