@@ -9,7 +9,7 @@ from __future__ import annotations
 from methods.registry import TrainContext, TrainResult, register_method
 
 
-@register_method("kto", family="unpaired", data=("kto",), needs_reference_model=True)
+@register_method("kto", family="unpaired", data=("kto",), needs_reference_model=True, config_class="trl:KTOConfig")
 def train(ctx: TrainContext) -> TrainResult:
     from trl import KTOConfig, KTOTrainer
 

@@ -8,6 +8,9 @@ A method module declares what it needs, so the generic `train` rule knows its in
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -56,13 +59,24 @@ class MethodSpec:
     needs_reference_model: bool = False
     needs_reward_model: bool = False
     needs_generation: bool = False
+    config_class: str | None = None  # "module:Class" of the config class `trainer:` keys belong to
+
+    def load_config_class(self) -> type | None:
+        """The config class (imported now: it may pull in torch), or None when the method declares none."""
+        return load_class(self.config_class) if self.config_class else None
+
+
+def load_class(path: str) -> type:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
 def register_method(name: str, *, family: str, data: tuple[str, ...], needs_reference_model: bool = False,
-                    needs_reward_model: bool = False, needs_generation: bool = False) -> Callable[[TrainFn], TrainFn]:
+                    needs_reward_model: bool = False, needs_generation: bool = False,
+                    config_class: str | None = None) -> Callable[[TrainFn], TrainFn]:
     if family not in FAMILIES:
         raise ValueError(f"method {name!r}: family {family!r} is not one of {FAMILIES}")
     unknown = set(data) - set(DATA_KINDS)
@@ -73,7 +87,7 @@ def register_method(name: str, *, family: str, data: tuple[str, ...], needs_refe
         if name in _REGISTRY:
             raise ValueError(f"method {name!r} is already registered (by {_REGISTRY[name].train.__module__})")
         _REGISTRY[name] = MethodSpec(name, family, tuple(data), fn, needs_reference_model, needs_reward_model,
-                                     needs_generation)
+                                     needs_generation, config_class)
         return fn
 
     return decorator
@@ -128,5 +142,38 @@ def check_method_blocks(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: key sft.module: {module!r} is a {spec.family} method, expected an sft one")
         try:
             check_block(module, block, where)
+            check_trainer_keys(spec.load_config_class(), block, where, sys.modules[spec.train.__module__])
         except ValueError as err:
             raise ConfigError(f"{source}: {str(err).removeprefix('config ')}") from None
+    try:
+        check_trainer_keys(load_class(REWARD_MODEL_CONFIG), config["reward_model"], "reward_model")
+        if "pretrain" in config["base"]:
+            check_trainer_keys(load_class(PRETRAIN_CONFIG), config["base"]["pretrain"], "base.pretrain")
+    except ValueError as err:
+        raise ConfigError(f"{source}: {str(err).removeprefix('config ')}") from None
+
+
+# The stages outside the method registry: methods/reward_model.py and methods/base_model.py.
+REWARD_MODEL_CONFIG = "trl:RewardConfig"
+PRETRAIN_CONFIG = "trl:SFTConfig"
+
+
+def check_trainer_keys(config_class: type | None, block: dict, where: str, module: Any = None) -> None:
+    """`trainer:` keys are fields of the method's config class (plus the module's ``EXTRA_KEYS``, minus its
+    ``DERIVED_KEYS``, which the run sets), and the batch sizes divide: known before any job starts."""
+    effective, per_device = block["effective_batch_size"], block["per_device_train_batch_size"]
+    if effective % per_device:
+        raise ValueError(f"config key {where}.effective_batch_size: {effective} is not a multiple of "
+                         f"per_device_train_batch_size ({per_device})")
+    if config_class is None:
+        return
+    extra, derived = set(getattr(module, "EXTRA_KEYS", ())), set(getattr(module, "DERIVED_KEYS", ()))
+    valid = ({f.name for f in dataclasses.fields(config_class)} | extra) - derived
+    for key in sorted(block["trainer"]):
+        if key not in valid:
+            from difflib import get_close_matches
+
+            close = get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"config key {where}.trainer.{key}: not a field of {config_class.__name__}{hint}"
+                             + (" (set from the block and the devices)" if key in derived else ""))

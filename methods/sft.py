@@ -8,7 +8,7 @@ from __future__ import annotations
 from methods.registry import TrainContext, TrainResult, register_method
 
 
-@register_method("sft", family="sft", data=("sft",))
+@register_method("sft", family="sft", data=("sft",), config_class="trl:SFTConfig")
 def train(ctx: TrainContext) -> TrainResult:
     from trl import SFTConfig, SFTTrainer
 

@@ -25,7 +25,8 @@ def check_definition(block: dict, where: str) -> None:
             raise ValueError(f"config key {where}.trainer.{key}: SimPO fixes it to {value!r} (use another module)")
 
 
-@register_method("simpo", family="paired", data=("prefs",), needs_reference_model=False)
+@register_method("simpo", family="paired", data=("prefs",), needs_reference_model=False,
+                 config_class="trl.experimental.cpo:CPOConfig")
 def train(ctx: TrainContext) -> TrainResult:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from trl.experimental.cpo import CPOConfig, CPOTrainer
