@@ -4,13 +4,13 @@ import sys
 
 from evals.registry import check_suite_blocks
 from methods.registry import check_method_blocks
-from pipeline.config import api_key_variables, check_config, models
+from pipeline.config import api_key_variables, check_api_keys, check_config, load_config_file, models
 
-check_config(
-    config,
-    source="config (after --configfile/--config overrides)",
-    plugin_checks=[check_method_blocks, check_suite_blocks],
-)
+for _configfile in workflow.configfiles:  # Snakemake's own YAML loading keeps the last of two equal keys silently
+    load_config_file(_configfile)
+check_config(config, source="config (after --configfile/--config overrides)",
+             plugin_checks=[check_method_blocks, check_suite_blocks])
+check_api_keys(config)
 
 STUDY = config["study"]
 R = f"results/{STUDY}"
