@@ -27,9 +27,11 @@ log = get_logger("methods.launch")
 
 
 def visible_gpus() -> int:
-    """GPUs this job may use: CUDA_VISIBLE_DEVICES when set (as Slurm sets it), else what torch sees."""
+    """GPUs this job may use (torch counts CUDA_VISIBLE_DEVICES, which Slurm sets); 0 without an NVIDIA driver,
+    checked first so that a CPU job does not pay torch's import here."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and not [v for v in visible.split(",") if v.strip() not in ("", "-1")]:
+    hidden = visible is not None and not [v for v in visible.split(",") if v.strip() not in ("", "-1")]
+    if hidden or not Path("/dev/nvidiactl").exists():
         return 0
     import torch
 
