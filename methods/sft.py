@@ -21,4 +21,5 @@ def train(ctx: TrainContext) -> TrainResult:
     trainer = SFTTrainer(model=model, args=args, train_dataset=load_dataset_file(ctx.data["sft"], "sft_row"),
                          processing_class=tokenizer)
     trainer.train()
-    return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan)
+    return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan,
+                       metrics={"train_log": trainer.state.log_history})
