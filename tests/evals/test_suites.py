@@ -107,9 +107,11 @@ def test_arena_hard_answers_load_as_arena_hard_auto_reads_them(generate_for, eva
 def test_data_stage_writes_upstream_question_files(eval_data):
     questions = pd.read_json(eval_data["mt_bench_questions"], lines=True)
     assert {"question_id", "category", "turns"} <= set(questions.columns)
-    needs_ref = questions["category"].isin(["math", "reasoning", "coding"])
-    assert questions.loc[needs_ref, "reference"].map(len).eq(2).all()
-    assert questions.loc[~needs_ref, "reference"].isna().all()
+    assert "reference" not in questions.columns   # FastChat reads references from their own file
+    needs_ref = set(questions.loc[questions["category"].isin(["math", "reasoning", "coding"]), "question_id"])
+    references = read_jsonl(eval_data["mt_bench_reference"], schema="mt_bench_answer")  # reference_answer/gpt-4.jsonl
+    assert {r["question_id"] for r in references} == needs_ref and needs_ref
+    assert all(len(r["choices"][0]["turns"]) == 2 for r in references)
     arena = pd.read_json(eval_data["arena_hard_questions"], lines=True)
     assert {"uid", "category", "prompt"} <= set(arena.columns)
     mc = read_jsonl(eval_data["academic_mc"], schema="academic_mc_row")
@@ -173,12 +175,32 @@ def test_mt_bench_judgments_load_as_fastchat_show_result_reads_them(judged):
 def test_mt_bench_reference_is_shown_for_math_reasoning_coding(judged, eval_data):
     _, rows = judged("concise", "concise")["mt_bench"]
     categories = {q["question_id"]: q for q in read_jsonl(eval_data["mt_bench_questions"])}
+    references = {r["question_id"]: r["choices"][0]["turns"] for r in read_jsonl(eval_data["mt_bench_reference"])}
     for row in rows:
         q = categories[row["question_id"]]
         with_ref = "Start of Reference Answer" in row["user_prompt"]  # single-math-v1 and its multi-turn form
         assert with_ref == (q["category"] in ("math", "reasoning", "coding"))
         if with_ref:
-            assert q["reference"][row["turn"] - 1] in row["user_prompt"]
+            assert references[row["question_id"]][row["turn"] - 1] in row["user_prompt"]
+
+
+def test_mt_bench_question_without_reference_stops_judging_naming_it(generate_for, eval_data, config, tmp_path):
+    """A math/reasoning/coding question missing from the reference file (the hub's coding question 123) stops the
+    judge stage with one line naming the question, before any judge call."""
+    from evals.judges.oracle import OracleJudge
+    from evals.registry import get_suite
+    from pipeline.io import InputError, write_jsonl
+
+    references = read_jsonl(eval_data["mt_bench_reference"])
+    dropped = references[0]["question_id"]
+    partial = tmp_path / "reference.jsonl"
+    write_jsonl(partial, references[1:])
+    folder, _ = generate_for("concise", "concise")
+    judge = OracleJudge(temperature=0.2, verbosity_bias=0.0, length_scale=50, seed=0,
+                        gold_reward=config["world"]["gold_reward"])
+    data = {**eval_data, "mt_bench_reference": partial}
+    with pytest.raises(InputError, match=f"question {dropped} .* no reference answer"):
+        get_suite("mt_bench").judge(judge, "concise", folder / "mt_bench.jsonl", data, config["evals"]["mt_bench"])
 
 
 def test_arena_hard_judgments_load_as_show_result_reads_them(judged, generate_for, eval_data):
