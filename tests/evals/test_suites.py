@@ -275,3 +275,40 @@ def test_score_entry_point_names_a_missing_judgment_file(tmp_path):
                           "--judgments", str(tmp_path / "j.jsonl"), "--generations", str(tmp_path / "g.jsonl"),
                           "--out", str(tmp_path / "s.json")], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 2 and out.stderr.strip() == f"error: {tmp_path / 'j.jsonl'}: file not found"
+
+
+def test_arena_hard_v01_asks_again_through_the_suite(generate_for, eval_data, config):
+    """v0.1 through the suite's judge stage: a first judgment without a verdict gets the second call (the same
+    judge, the conversation plus "continue your judgment..."), its verdict is scored, and the row records 2
+    attempts; judge calls carry v0.1's max_tokens 4096."""
+    from evals.judges.base import JudgeResponse
+    from evals.registry import get_suite
+
+    class Scripted:
+        judge_id, sampling = "scripted", {}
+
+        def __init__(self):
+            self.batches = []
+
+        def judge(self, requests):
+            self.batches.append(requests)
+            out = []
+            for r in requests:
+                last = r.messages[-1]["content"]
+                text = ("My final verdict is: [[B>A]]" if last.startswith("continue your judgment")
+                        else "I ran out of tokens before a verdict" if r.key.endswith("game1") else "[[A=B]]")
+                out.append(JudgeResponse(r.key, self.judge_id, "h", text, 0.0, False))
+            return out
+
+    folder, _ = generate_for("concise", "concise")
+    judge = Scripted()
+    settings = {**config["evals"]["arena_hard"], "version": "v0.1"}
+    rows = get_suite("arena_hard").judge(judge, "concise", folder / "arena_hard.jsonl", eval_data, settings)
+    assert len(judge.batches) == 2 and len(judge.batches[1]) == len(rows)
+    assert all(r.sampling["max_tokens"] == 4096 for batch in judge.batches for r in batch)
+    for row in rows:
+        assert row["version"] == "v0.1"
+        assert [g["attempts"] for g in row["games"]] == [2, 1]
+        assert [g["score"] for g in row["games"]] == ["B>A", "A=B"]
+        assert row["games"][0]["judgment"]["answer"] == ("\nI ran out of tokens before a verdict"
+                                                         "\nMy final verdict is: [[B>A]]")
