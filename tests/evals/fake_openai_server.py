@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -98,14 +99,28 @@ def null_content() -> Behaviour:
     return Behaviour("null_content")
 
 
-def completion_body(model: str, text: str) -> dict[str, Any]:
-    """A minimal OpenAI chat-completion response."""
+def expected_top_logprobs(messages: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The first-token alternatives the server gives when asked for ``logprobs`` (AlpacaEval's ``m``/``M``):
+    P(m) is a deterministic number in (0, 1) from the prompt; a third token carries the rest, as real APIs do."""
+    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+    p_m = 0.05 + 0.9 * int(digest[8:16], 16) / 16**8
+    top = [{"token": "m", "logprob": math.log(0.98 * p_m)}, {"token": "M", "logprob": math.log(0.98 * (1 - p_m))},
+           {"token": "Model", "logprob": math.log(0.02)}]
+    return sorted(top, key=lambda t: -t["logprob"])
+
+
+def completion_body(model: str, text: str, top_logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A minimal OpenAI chat-completion response (with ``choices[0].logprobs`` when ``top_logprobs`` is given)."""
+    choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+    if top_logprobs is not None:
+        choice["logprobs"] = {"content": [{"token": text, "logprob": top_logprobs[0]["logprob"],
+                                           "top_logprobs": top_logprobs}]}
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [choice],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     }
 
@@ -247,6 +262,10 @@ class _Handler(BaseHTTPRequestHandler):
         """Act out one behaviour."""
         if behaviour.kind == "ok":
             self.fake._wait(behaviour.delay_s)
+            if body.get("logprobs"):
+                top = expected_top_logprobs(body["messages"])[: int(body.get("top_logprobs") or 1)]
+                self._send_json(200, completion_body(body.get("model", ""), top[0]["token"], top))
+                return
             text = expected_text(body["messages"], self.fake.style)
             self._send_json(200, completion_body(body.get("model", ""), text))
         elif behaviour.kind == "status":
