@@ -66,16 +66,21 @@ def _where(kind: str, source: dict) -> str:
     return f"config key data.{kind} (dataset {source['dataset']!r})"
 
 
-def resolve_path(source: dict, mirror: str | None) -> tuple[str, bool]:
-    """The path given to load_dataset: the hub id, or its folder under the local mirror root."""
+def resolve_repo(repo_id: str, mirror: str | None, what: str) -> tuple[str, bool]:
+    """A hub repository id, or its folder under the local mirror root (the environment variable wins)."""
     root = os.environ.get(MIRROR_ENV) or mirror
     if not root:
-        return source["dataset"], False
-    local = Path(root) / source["dataset"]
+        return repo_id, False
+    local = Path(root) / repo_id
     if not local.is_dir():
-        raise InputError(f"config key data.mirror: no {local} for dataset {source['dataset']!r} (mirror root {root}"
+        raise InputError(f"config key data.mirror: no {local} for {what} {repo_id!r} (mirror root {root}"
                          f"{' from ' + MIRROR_ENV if os.environ.get(MIRROR_ENV) else ''})")
     return str(local), True
+
+
+def resolve_path(source: dict, mirror: str | None) -> tuple[str, bool]:
+    """The path given to load_dataset: the hub id, or its folder under the local mirror root."""
+    return resolve_repo(source["dataset"], mirror, "dataset")
 
 
 def load_rows(kind: str, source: dict, mirror: str | None, seed: int) -> list[dict]:
