@@ -2,7 +2,7 @@
 
 Micro world: train the BPE tokenizer on the world's text, create a small Llama from `base.architecture`, and
 pretrain it briefly (TRL SFTTrainer on plain text). Real configs: `base.hub_id` is loaded (from the hub mirror when
-one is given, `--hub-mirror` or ALIGNMENT_BENCH_HUB_MIRROR) and saved as is; a base tokenizer without a chat template
+one is given: ALIGNMENT_BENCH_HUB_MIRROR, which the workflow sets from `data.mirror`) and saved as is; a base tokenizer without a chat template
 (Meta-Llama-3-8B's) gets the one `base.chat_template` names (methods/chat_templates/).
 
     python -m methods.base_model --config-json '{...base block...}' --seed 0 \
@@ -111,12 +111,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--pretrain-data", type=Path)
     parser.add_argument("--sft-data", type=Path)
-    parser.add_argument("--hub-mirror", help="local hub mirror root (data.mirror): hub_id is read from <root>/<hub_id>")
     parser.add_argument("--out-dir", required=True, type=Path)
     args = parser.parse_args(argv)
     block = json.loads(args.config_json)
     if "hub_id" in block:
-        save_hub_base(block, args.seed, args.out_dir, args.hub_mirror)
+        save_hub_base(block, args.seed, args.out_dir)
     else:
         build_micro_base(block, args.seed, args.pretrain_data, args.sft_data, args.out_dir)
 

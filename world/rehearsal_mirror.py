@@ -30,7 +30,7 @@ from pipeline.io import write_jsonl, write_text
 from pipeline.logs import get_logger
 from world.data import arena_hard_baseline, baseline_outputs, generate_items, labelled_pairs, mt_bench_questions, \
     sft_rows
-from world.tasks import Item
+from world.tasks import ANSWER_PREFIX, Item
 from world.truth import GoldReward, sample_style, synthesize
 
 log = get_logger("world.rehearsal_mirror")
@@ -39,7 +39,7 @@ BASE_MODEL = "meta-llama/Meta-Llama-3-8B"
 GOLD_ITEMS = "gold_items.jsonl"
 # Items per split: a rehearsal checks the real path, not learning (the overlay takes these rows, or fewer).
 SPLITS = {"sft": 64, "prefs": 32, "reward_model": 32, "online": 16, "alpaca_eval": 8, "arena_hard": 6,
-          "mt_bench": 4}
+          "mt_bench": 4, "academic_train": 32, "academic": 8}
 # Meta-Llama-3-8B's special tokens (a subset of its 256 reserved ones): what the Llama-3 chat template uses.
 LLAMA3_BOS, LLAMA3_EOS = "<|begin_of_text|>", "<|end_of_text|>"
 LLAMA3_SPECIAL = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
@@ -109,6 +109,63 @@ def write_datasets(root: Path, splits: dict[str, list[Item]], world: dict, seed:
                                     for it in splits[suite]], "item")
 
 
+def hub_card(configs: dict[str, dict[str, str]]) -> str:
+    """A dataset card whose YAML header maps configs to data files (how hub repositories declare their configs)."""
+    header = {"configs": [{"config_name": name, "data_files": [{"split": split, "path": path}
+                                                                for split, path in files.items()]}
+                          for name, files in configs.items()]}
+    return "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n"
+
+
+def write_config_splits(repo: Path, config: str, splits: dict[str, list[dict]]) -> dict[str, str]:
+    for split, rows in splits.items():
+        write_parquet(repo / config / f"{split}-00000-of-00001.parquet", rows)
+    return {split: f"{config}/{split}-*" for split in splits}
+
+
+def choices_of(it: Item, rng: random.Random) -> list[str]:
+    """The gold answer among wrong ones, shuffled (as world.data.academic_mc_rows)."""
+    choices = [it.gold]
+    while len(choices) < 4:
+        wrong = synthesize(it.instruction, it.gold, "wrong", rng)
+        choices += [wrong] if wrong not in choices else []
+    rng.shuffle(choices)
+    return choices
+
+
+def write_academic(root: Path, train: list[Item], test: list[Item], seed: int) -> None:
+    """lm-eval's task datasets (the repositories its task YAMLs name, in their columns): gsm8k, ARC, TruthfulQA."""
+    rng = random.Random(seed)
+    gsm8k = lambda items: [{"question": it.instruction, "answer": f"{ANSWER_PREFIX}{it.gold}.\n#### {it.gold}"}  # noqa: E731
+                           for it in items]
+    repo = root / "openai/gsm8k"
+    write_text(repo / "README.md", hub_card({"main": write_config_splits(repo, "main", {
+        "train": gsm8k(train), "test": gsm8k(test)})}))
+
+    def arc(items: list[Item]) -> list[dict]:
+        rows = []
+        for it in items:
+            choices = choices_of(it, rng)
+            rows.append({"id": it.item_id, "question": it.instruction, "answerKey": "ABCD"[choices.index(it.gold)],
+                         "choices": {"text": choices, "label": list("ABCD")}})
+        return rows
+    repo = root / "allenai/ai2_arc"
+    write_text(repo / "README.md", hub_card({"ARC-Challenge": write_config_splits(repo, "ARC-Challenge", {
+        "train": arc(train), "validation": arc(train[:4]), "test": arc(test)})}))
+
+    def truthful(items: list[Item]) -> list[dict]:
+        rows = []
+        for it in items:
+            choices = [it.gold] + [c for c in choices_of(it, rng) if c != it.gold]
+            rows.append({"question": it.instruction,
+                         "mc1_targets": {"choices": choices, "labels": [1, 0, 0, 0]},
+                         "mc2_targets": {"choices": choices, "labels": [1, 0, 0, 0]}})
+        return rows
+    repo = root / "truthfulqa/truthful_qa"
+    write_text(repo / "README.md", hub_card({"multiple_choice": write_config_splits(repo, "multiple_choice", {
+        "validation": truthful(test)})}))
+
+
 def write_base_model(out: Path, splits: dict[str, list[Item]], seed: int) -> None:
     """A tiny, untrained Llama shaped like Meta-Llama-3-8B's checkpoint: its tokenizer has no chat template."""
     import torch
@@ -134,6 +191,7 @@ def build_mirror(root: Path, world: dict, splits: dict[str, int] | None = None) 
     world = dict(world, splits=dict(splits or SPLITS))
     items = generate_items(world)
     write_datasets(root, items, world, world["seed"])
+    write_academic(root, items["academic_train"], items["academic"], world["seed"])
     write_base_model(root / BASE_MODEL, items, world["seed"])
     log.info("mirror at %s: %s", root, ", ".join(f"{k}={len(v)}" for k, v in items.items()))
     return root / GOLD_ITEMS

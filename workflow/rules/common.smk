@@ -2,8 +2,11 @@
 import json
 import sys
 
+import os
+
 from methods.registry import check_method_blocks
 from pipeline.config import api_key_variables, check_config, models
+from pipeline.hub_data import MIRROR_ENV
 
 check_config(config, source="config (after --configfile/--config overrides)", plugin_checks=[check_method_blocks])
 
@@ -13,6 +16,9 @@ PYTHON = sys.executable  # the interpreter running Snakemake: the project's envi
 MODELS = models(config)
 SUITES = list(config["evals"])
 API_KEY_VARIABLES = api_key_variables(config)  # checked by `envvars:` in the Snakefile, never written anywhere
+if config.get("data", {}).get("mirror") and not os.environ.get(MIRROR_ENV):
+    # The local hub mirror reaches every job (data, base model, lm-eval's datasets) as one environment variable.
+    os.environ[MIRROR_ENV] = os.path.abspath(config["data"]["mirror"])
 
 wildcard_constraints:
     model="|".join(MODELS),

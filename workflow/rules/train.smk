@@ -13,8 +13,7 @@ rule base:
         checkpoint_done("base"),
     params:
         block=as_json(config["base"]),
-        data=" ".join(f"--{kind}-data {path}" for kind, path in BASE_DATA.items())
-        + (f" --hub-mirror {config['data']['mirror']}" if config.get("data", {}).get("mirror") else ""),
+        data=" ".join(f"--{kind}-data {path}" for kind, path in BASE_DATA.items()),
         out_dir=f"{R}/models/base",
     threads: 2
     log:
