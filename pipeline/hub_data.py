@@ -11,12 +11,15 @@ start from a pretrained `base.hub_id`, have no gold answers and run the standard
 
 Offline clusters: with a local mirror root (`data.mirror`, or the environment variable named by MIRROR_ENV, which
 wins), a dataset id `owner/name` is read from `<root>/owner/name/` (a folder laid out like the hub repository,
-e.g. made by `huggingface-cli download --repo-type dataset owner/name --local-dir <root>/owner/name`).
+e.g. made by `huggingface-cli download --repo-type dataset owner/name --local-dir <root>/owner/name`); so are the
+base model (methods/base_model.py) and lm-eval's task datasets (``mirror_workdir``). The workflow exports
+`data.mirror` as MIRROR_ENV to every job (workflow/rules/common.smk).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -81,14 +84,14 @@ def _where(kind: str, source: dict) -> str:
     return f"config key data.{kind} (dataset {source['dataset']!r})"
 
 
-def resolve_path(source: dict, mirror: str | None) -> tuple[str, bool]:
-    """The path given to load_dataset: the hub id, or its folder under the local mirror root."""
+def resolve_repo(repo_id: str, mirror: str | None, what: str) -> tuple[str, bool]:
+    """A hub repository id, or its folder under the local mirror root (the environment variable wins)."""
     root = os.environ.get(MIRROR_ENV) or mirror
     if not root:
-        return source["dataset"], False
-    local = Path(root) / source["dataset"]
+        return repo_id, False
+    local = Path(root) / repo_id
     if not local.is_dir():
-        raise InputError(f"config key data.mirror: no {local} for dataset {source['dataset']!r} (mirror root {root}"
+        raise InputError(f"config key data.mirror: no {local} for {what} {repo_id!r} (mirror root {root}"
                          f"{' from ' + MIRROR_ENV if os.environ.get(MIRROR_ENV) else ''})")
     return str(local), True
 
@@ -123,6 +126,28 @@ def mt_bench_reference_rows(kind: str, path: Path) -> list[dict]:
     if not rows:
         raise InputError(f"config key data.{kind}: {path} has no reference answers")
     return rows
+
+
+@contextlib.contextmanager
+def mirror_workdir():
+    """Inside, the working directory is the mirror root (when one is set), so libraries that load hub datasets by id
+    (lm-eval's tasks) read ``<root>/owner/name/``: datasets.load_dataset takes a relative ``owner/name`` that is a
+    local folder before the hub (datasets/load.py dataset_module_factory). Callers pass absolute paths."""
+    root = os.environ.get(MIRROR_ENV)
+    if not root:
+        yield
+        return
+    before = os.getcwd()
+    os.chdir(root)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def resolve_path(source: dict, mirror: str | None) -> tuple[str, bool]:
+    """The path given to load_dataset: the hub id, or its folder under the local mirror root."""
+    return resolve_repo(source["dataset"], mirror, "dataset")
 
 
 def load_rows(kind: str, source: dict, mirror: str | None, seed: int) -> list[dict]:
