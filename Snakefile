@@ -26,6 +26,16 @@ include: "workflow/rules/judge.smk"
 include: "workflow/rules/aggregate.smk"
 
 
+# On the submit node under any executor: no GPU, and HTTP judges need the internet that compute nodes may lack.
+localrules:
+    judge,
+    score,
+    score_harness,
+    leaderboard,
+    aggregate,
+    length_analysis,
+
+
 rule all:
     input:
         final_targets(),
