@@ -18,6 +18,7 @@ envvars:
     *API_KEY_VARIABLES,
 
 
+include: "workflow/rules/download.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/iterative.smk"
