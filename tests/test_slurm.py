@@ -121,15 +121,16 @@ def local_slurm():
 
 
 def test_data_rule_runs_as_a_slurm_job(local_slurm):
-    """The literal profile through the real executor plugin on a real Slurm: the job is submitted, runs, and
-    Snakemake sees it finish (a local Slurm has no accounting storage: squeue for status)."""
+    """The literal profile through the real executor plugin on a real Slurm: the job is submitted to the partition
+    the site's SBATCH_PARTITION names, runs, and Snakemake sees it finish (a local Slurm has no accounting storage:
+    squeue for status)."""
     results = ROOT / "results" / STUDY
     shutil.rmtree(results, ignore_errors=True)
     target = f"results/{STUDY}/data/sft.jsonl"
     proc = snakemake(target, "--profile", "slurm", "--configfile", "config/smoke.yaml", "--config", f"study={STUDY}",
                      "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
                      "--latency-wait", "5", "--set-resources", "data:mem_mb=1000", "data:cpus_per_task=1",
-                     "data:runtime=10", timeout=300)
+                     "data:runtime=10", env={"SBATCH_PARTITION": "debug"}, timeout=300)
     try:
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "has been submitted with SLURM jobid" in proc.stderr
