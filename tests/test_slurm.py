@@ -109,8 +109,8 @@ def local_slurm():
     if slurm_idle():
         yield
         return
-    if os.geteuid() != 0 and shutil.which("slurmctld") is None:
-        pytest.skip("no Slurm here and not root to install one (CI runs as root: .ci/run)")
+    if os.geteuid() != 0:
+        pytest.skip("no Slurm running here and not root to start one (CI runs as root: .ci/run)")
     script = ROOT / "scripts" / "local_slurm.sh"
     proc = subprocess.run([str(script), "start"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
