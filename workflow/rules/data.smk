@@ -22,6 +22,8 @@ def data_file(kind):
 
 
 rule data:
+    input:
+        DOWNLOADED,
     output:
         [data_file(kind) for kind in DATA_FILES],
     params:

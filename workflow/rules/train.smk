@@ -18,6 +18,7 @@ BASE_DATA = {"pretrain": data_file("pretrain"), "sft": data_file("sft")} if "hub
 
 rule base:
     input:
+        DOWNLOADED,
         **BASE_DATA,
     output:
         checkpoint_done("base"),
