@@ -1,5 +1,6 @@
-"""The Bradley-Terry reward model (TRL RewardTrainer) from the SFT checkpoint, and a scorer that the online
-methods (iterative DPO, PPO, GRPO) share.
+"""The Bradley-Terry reward model (TRL RewardTrainer) from the SFT checkpoint, or from the model named by the
+block's ``init: {hub_id, revision?}`` (the RLHF Workflow report starts it from Meta-Llama-3-8B-Instruct, its
+footnote 4), and a scorer that the online methods (iterative DPO, PPO, GRPO) share.
 
     python -m methods.reward_model --block-json '{...}' --seed 0 --sft results/micro/models/sft \
         --prefs results/micro/data/rm_prefs.jsonl --out-dir results/micro/models/reward_model
@@ -25,8 +26,18 @@ def train_reward_model(block: dict, *, seed: int, sft: Path, prefs: Path, out_di
     from methods.common import device_plan, load_dataset_file, load_policy, save_checkpoint, trainer_tokens_seen, trl_config
 
     started = time.time()
-    _, tokenizer = load_policy(sft)
-    model = AutoModelForSequenceClassification.from_pretrained(sft, num_labels=1)
+    init = block.get("init")
+    if init:   # a hub model (or a local folder) instead of our SFT checkpoint, with its own tokenizer
+        from transformers import AutoTokenizer
+
+        source, revision = init["hub_id"], init.get("revision")
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    else:
+        source, revision = sft, None
+        _, tokenizer = load_policy(sft)
+    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1, revision=revision)
     model.config.pad_token_id = tokenizer.pad_token_id
     plan = device_plan(block, "reward_model")
     args = trl_config(RewardConfig, block["trainer"], plan=plan, out_dir=out_dir, seed=seed,
@@ -35,9 +46,10 @@ def train_reward_model(block: dict, *, seed: int, sft: Path, prefs: Path, out_di
                             processing_class=tokenizer)
     trainer.train()
     return save_checkpoint(trainer.model, tokenizer, out_dir, stage="reward_model", config_block=block,
-                           parents={"policy": sft}, seed=seed, started=started,
+                           parents={"policy": sft} if not init else {}, seed=seed, started=started,
                            tokens_seen=trainer_tokens_seen(trainer), plan=plan,
-                           extra={"metrics": {"train_log": trainer.state.log_history}})
+                           extra={"metrics": {"train_log": trainer.state.log_history},
+                                  **({"init": dict(init)} if init else {})})
 
 
 class RewardScorer:
