@@ -134,6 +134,7 @@ class FakeOpenAIServer:
     """Threaded loopback server; use as a context manager or ``start()``/``stop()``."""
 
     def __init__(self, style: str = "pairwise", default_delay_s: float = 0.0) -> None:
+        self.retired_models: set[str] = set()   # models answered with OpenAI's 404 model_not_found
         self.style = style
         self.default_delay_s = default_delay_s
         self._lock = threading.Lock()
@@ -259,7 +260,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake._record_departure()
 
     def _serve(self, body: dict[str, Any], behaviour: Behaviour) -> None:
-        """Act out one behaviour."""
+        """Act out one behaviour; a model in the server's ``retired_models`` gets OpenAI's 404 first."""
+        if body.get("model") in self.fake.retired_models:
+            self._send_json(404, {"error": {
+                "message": f"The model `{body['model']}` does not exist or you do not have access to it.",
+                "type": "invalid_request_error", "param": None, "code": "model_not_found"}})
+            return
         if behaviour.kind == "ok":
             self.fake._wait(behaviour.delay_s)
             if body.get("logprobs"):
