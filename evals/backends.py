@@ -8,7 +8,7 @@ lm-eval (evals/protocols/academic_protocol.py): the transformers backend hands l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipeline.logs import get_logger
 
@@ -22,7 +22,8 @@ class Backend(Protocol):
     def generate(self, conversations: list[list[dict]], **overrides) -> list[str]: ...
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
-                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict: ...
+                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False,
+                     **harness: Any) -> dict: ...
 
 
 def check_overrides(overrides: dict) -> None:
@@ -75,13 +76,15 @@ class TransformersBackend:
         return answers
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
-                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict:
-        """lm-eval on the model already in memory (one load serves generation and the academic suite)."""
+                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False,
+                     **harness: Any) -> dict:
+        """lm-eval on the model already in memory (one load serves generation and the academic suite);
+        ``harness``: apply_chat_template, fewshot_as_multiturn (the suite's config keys)."""
         from evals.protocols.academic_protocol import run_academic_with_model
 
         return run_academic_with_model(self.model, self.tokenizer, tasks, out_dir, batch_size=batch_size,
                                        model_name=model_name, limit=limit, random_seed=random_seed,
-                                       confirm_run_unsafe_code=confirm_run_unsafe_code)
+                                       confirm_run_unsafe_code=confirm_run_unsafe_code, **harness)
 
 
 class VLLMBackend:
@@ -107,7 +110,8 @@ class VLLMBackend:
         return [o.outputs[0].text.strip() for o in outputs]
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
-                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict:
+                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False,
+                     **harness: Any) -> dict:
         """lm-eval's own vLLM model: it builds its engine from the folder, so the generation engine is released
         first (lm-eval's VLLM wrapper takes no engine instance)."""
         import gc
@@ -120,7 +124,7 @@ class VLLMBackend:
         lm = VLLM(pretrained=self.model_dir, batch_size=batch_size, seed=random_seed,
                   gpu_memory_utilization=self.gpu_memory_utilization)
         return run_academic_with_lm(lm, tasks, out_dir, model_name=model_name, limit=limit, random_seed=random_seed,
-                                    confirm_run_unsafe_code=confirm_run_unsafe_code)
+                                    confirm_run_unsafe_code=confirm_run_unsafe_code, **harness)
 
 
 BACKENDS = {"transformers": TransformersBackend, "vllm": VLLMBackend}
