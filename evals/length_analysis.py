@@ -71,6 +71,24 @@ def table6(models: pd.DataFrame, published: list[dict] | None = None) -> pd.Data
     return pd.concat([refs, ours, pd.DataFrame(diffs)], ignore_index=True)
 
 
+def table6_caption(results: Path, models: list[str], names: list[str]) -> str:
+    """Which judge made Table 6's LC AlpacaEval and Arena-Hard numbers, flagged as not comparable with the
+    published rows when a named paper's judge was another (as every table caption of evals/aggregate.py)."""
+    import yaml
+
+    from evals.aggregate import judge_line
+
+    folder = Path(__file__).resolve().parent / "published"
+    papers = {n: yaml.safe_load((folder / f"{n}.yaml").read_text(encoding="utf-8")) for n in names}
+    lines = []
+    for suite in ("alpaca_eval", "arena_hard"):
+        paths = [results / "scores" / m / f"{suite}.json" for m in models]
+        judges = sorted({j for p in paths if p.is_file() for j in read_json(p, schema="score").get("judges", [])})
+        if judges:
+            lines.append(f"- {judge_line(suite, judges, papers)}")
+    return "\n".join(lines)
+
+
 def published_table6(names: list[str]) -> list[dict]:
     """The Table 6 rows of the published papers a study names (``evals/published/<name>.yaml``)."""
     import yaml
@@ -229,7 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     summary = {"models": models.to_dict(orient="records"), "iterations": iterations.to_dict(orient="records"),
                "reward_model": reward_length_correlation(args.results, models), "across_models": across_models(models)}
     write_text(args.out_dir / "table6.csv", t6.to_csv(index=False))
-    write_text(args.out_dir / "table6.md", t6.to_markdown(index=False, floatfmt=".3g") + "\n")
+    caption = table6_caption(args.results, args.models, args.published)
+    write_text(args.out_dir / "table6.md", t6.to_markdown(index=False, floatfmt=".3g") + "\n"
+               + (f"\n{caption}\n" if caption else ""))
     write_json(args.out_dir / "length_analysis.json", summary)
     write_text(args.out_dir / "length_analysis.md", report(summary, t6, iterations))
     for path in plot(models, iterations, args.out_dir):
