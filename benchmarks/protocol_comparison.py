@@ -22,11 +22,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def compare(config: dict, results: Path) -> pd.DataFrame:
+def compare(config: dict, results: Path, models: list[str]) -> pd.DataFrame:
     from evals.judge import make_judge
     from evals.protocols import arena_hard_protocol as ah
     from evals.registry import get_suite
-    from pipeline.config import models as config_models
     from pipeline.io import read_json
 
     arena = get_suite("arena_hard")
@@ -38,7 +37,7 @@ def compare(config: dict, results: Path) -> pd.DataFrame:
              "eval_items": "eval_items.jsonl"}.items()}
     baseline = {r["model"] for r in pd.read_json(data["arena_hard_baseline"], lines=True).to_dict("records")}.pop()
     rows = []
-    for model in config_models(config):
+    for model in models:
         alpaca = read_json(results / "scores" / model / "alpaca_eval.json", schema="score")["metrics"]
         row = {"model": model, "AE weighted WR": alpaca["win_rate"]["value"],
                "AE discrete WR": alpaca["discrete_win_rate"]["value"],
@@ -62,7 +61,9 @@ def main() -> None:
     if config["judges"][config["evals"]["arena_hard"]["judge"]]["kind"] != "oracle":
         raise SystemExit("this comparison re-judges with the micro world's oracle")
     results = ROOT / "results" / config["study"]
-    table = compare(config, results)
+    from pipeline.config import models as config_models
+
+    table = compare(config, results, config_models(config))
     markdown = table.to_markdown(index=False, floatfmt=".1f") + "\n"
     out = results / "tables" / "protocol_comparison"
     out.with_suffix(".md").write_text(markdown)
