@@ -51,7 +51,7 @@ def task_name(task: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
 @register_suite
 class Academic(HarnessSuite):
     name = "academic"
-    version = "1"
+    version = "2"
     generation_file = "academic/academic.json"
     generation_data = ()
 

@@ -33,7 +33,7 @@ DEFAULT_LC_BOOTSTRAP = 50
 @register_suite
 class AlpacaEval(ChatSuite):
     name = "alpaca_eval"
-    version = "2"
+    version = "3"
     generation_file = "alpaca_eval.json"
     generation_schema = "alpaca_eval_outputs"
     judgment_schema = "alpaca_eval_judgment"

@@ -39,7 +39,7 @@ def _baseline(data: Mapping[str, Path]) -> tuple[str, dict[str, dict]]:
 @register_suite
 class ArenaHard(ChatSuite):
     name = "arena_hard"
-    version = "1"
+    version = "2"
     generation_file = "arena_hard.jsonl"
     generation_schema = "arena_hard_answer"
     judgment_schema = "arena_hard_judgment"

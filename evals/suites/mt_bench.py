@@ -36,7 +36,7 @@ def gold_item(question: Mapping[str, Any], items: Mapping[str, dict] | None) -> 
 @register_suite
 class MTBench(ChatSuite):
     name = "mt_bench"
-    version = "1"
+    version = "2"
     generation_file = "mt_bench.jsonl"
     generation_schema = "mt_bench_answer"
     judgment_schema = "mt_bench_judgment"
