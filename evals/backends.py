@@ -9,7 +9,7 @@ lm-eval (evals/protocols/academic_protocol.py): the transformers backend hands l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipeline.logs import get_logger
 
@@ -23,7 +23,8 @@ class Backend(Protocol):
     def generate(self, conversations: list[list[dict]], **overrides) -> list[str]: ...
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
-                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict: ...
+                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False,
+                     **harness: Any) -> dict: ...
 
 
 def check_overrides(overrides: dict) -> None:
@@ -76,13 +77,15 @@ class TransformersBackend:
         return answers
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
-                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict:
-        """lm-eval on the model already in memory (one load serves generation and the academic suite)."""
+                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False,
+                     **harness: Any) -> dict:
+        """lm-eval on the model already in memory (one load serves generation and the academic suite);
+        ``harness``: apply_chat_template, fewshot_as_multiturn (the suite's config keys)."""
         from evals.protocols.academic_protocol import run_academic_with_model
 
         return run_academic_with_model(self.model, self.tokenizer, tasks, out_dir, batch_size=batch_size,
                                        model_name=model_name, limit=limit, random_seed=random_seed,
-                                       confirm_run_unsafe_code=confirm_run_unsafe_code)
+                                       confirm_run_unsafe_code=confirm_run_unsafe_code, **harness)
 
 
 class VLLMBackend:
@@ -112,7 +115,8 @@ class VLLMBackend:
         return [t[0].strip() for t in texts]
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
-                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict:
+                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False,
+                     **harness: Any) -> dict:
         """lm-eval's `local-completions` model against the running server (its tokenizer from the checkpoint)."""
         from lm_eval.models.openai_completions import LocalCompletionsAPI
 
@@ -123,7 +127,7 @@ class VLLMBackend:
                                  num_concurrent=self.server.concurrency, seed=random_seed,
                                  timeout=self.server.request_timeout_s, max_length=context_length(self.model_dir))
         return run_academic_with_lm(lm, tasks, out_dir, model_name=model_name, limit=limit, random_seed=random_seed,
-                                    confirm_run_unsafe_code=confirm_run_unsafe_code)
+                                    confirm_run_unsafe_code=confirm_run_unsafe_code, **harness)
 
 
 def context_length(model_dir: str | Path) -> int:

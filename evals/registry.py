@@ -133,6 +133,14 @@ class ChatSuite(Suite):
         reader = read_jsonl if generations.suffix == ".jsonl" else read_json
         return rows, reader(generations, schema=self.generation_schema)
 
+    @staticmethod
+    def judges(rows: list[dict]) -> list[str]:
+        """The judge ids that made the judgment rows (a row's ``judge``, or its first element as FastChat's
+        ``[judge, prompt]``); rows scored without a call (AlpacaEval's identical outputs) name none. Score files
+        record them so that every caption names the judge behind its numbers."""
+        ids = {(row["judge"][0] if isinstance(row["judge"], list) else row["judge"]) for row in rows}
+        return sorted(i for i in ids if not i.startswith("none ("))
+
     def judge(self, judge: "Judge", model: str, generations: Path, data: Mapping[str, Path],
               settings: Mapping[str, Any]) -> list[dict]:
         """One judgment row per judge call (or per game pair), in the upstream format plus our bookkeeping."""

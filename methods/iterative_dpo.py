@@ -4,7 +4,8 @@ dropped), and DPO trains the next policy from the current one with the SFT model
 
 The score is the reward model's r, or the length-penalised r - lambda * len(response in characters) when the
 block's `length_penalty` (lambda) is > 0 (the report's Table 6 ablation). Config block keys:
-  iterations (T), samples_per_prompt (K), length_penalty (lambda), sampling: {temperature, max_new_tokens,
+  iterations (T), samples_per_prompt (K), length_penalty (lambda), missing_eos_penalty (subtracted from the score
+  of a response that stopped at max_new_tokens without EOS; 0: off), sampling: {temperature, max_new_tokens,
   top_p, batch_size}, trainer: DPOConfig keys for each iteration (methods/dpo.py), batch sizes as for DPO.
 
 Family "iterative": Snakemake runs it through workflow/rules/iterative.smk, one job per {iteration} (sample,
@@ -63,12 +64,16 @@ def iteration_dir(root: Path, iteration: int) -> Path:
     return Path(root) / f"iter{iteration}"
 
 
-def best_worst_pairs(samples: list[dict], length_penalty: float) -> tuple[list[dict], dict]:
+def best_worst_pairs(samples: list[dict], length_penalty: float,
+                     missing_eos_penalty: float = 0.0) -> tuple[list[dict], dict]:
     """One prompt/chosen/rejected row per prompt from its scored samples: argmax vs argmin of
-    r - length_penalty * len; prompts whose best and worst tie, or are the same text, give no pair."""
+    r - length_penalty * len - missing_eos_penalty * [stopped at max_new_tokens without EOS]; prompts whose best
+    and worst tie, or are the same text, give no pair."""
     pairs, ties, identical = [], 0, 0
     for row in samples:
-        scores = [r - length_penalty * len(c) for r, c in zip(row["rewards"], row["completions"])]
+        finished = row.get("finished") or [True] * len(row["completions"])
+        scores = [r - length_penalty * len(c) - (0.0 if f else missing_eos_penalty)
+                  for r, c, f in zip(row["rewards"], row["completions"], finished)]
         best = max(range(len(scores)), key=scores.__getitem__)
         worst = min(range(len(scores)), key=scores.__getitem__)
         if scores[best] == scores[worst]:
@@ -113,14 +118,15 @@ def sample_stage(method: str, block: dict, *, seed: int, iteration: int, policy:
                 "rewards": flat[i * k:(i + 1) * k], "finished": fs}
                for i, (r, cs, fs) in enumerate(zip(rows, completions, finished))]
     length_penalty = float(block.get("length_penalty", 0.0))
-    pairs, dropped = best_worst_pairs(samples, length_penalty)
+    missing_eos_penalty = float(block.get("missing_eos_penalty", 0.0))
+    pairs, dropped = best_worst_pairs(samples, length_penalty, missing_eos_penalty)
     if not pairs:
         raise InputError(f"methods.{method}: iteration {iteration} gave no pairs (every prompt's samples tie); "
                          f"raise sampling.temperature or samples_per_prompt")
     lengths = [len(c) for cs in completions for c in cs]
     stats = {
         "iteration": iteration, "policy": str(policy), "prompts": len(rows), "samples_per_prompt": k,
-        "pairs": len(pairs), **dropped, "length_penalty": length_penalty,
+        "pairs": len(pairs), **dropped, "length_penalty": length_penalty, "missing_eos_penalty": missing_eos_penalty,
         "mean_reward": sum(flat) / len(flat), "mean_length_chars": sum(lengths) / len(lengths),
         "finished_fraction": sum(f for fs in finished for f in fs) / len(lengths),
         "mean_chosen_length_chars": sum(len(p["chosen"][0]["content"]) for p in pairs) / len(pairs),

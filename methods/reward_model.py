@@ -1,5 +1,6 @@
-"""The Bradley-Terry reward model (TRL RewardTrainer) from the SFT checkpoint, and a scorer that the online
-methods (iterative DPO, PPO, GRPO) share.
+"""The Bradley-Terry reward model (TRL RewardTrainer) from the SFT checkpoint, or from the model named by the
+block's ``init: {hub_id, revision?}`` (the RLHF Workflow report starts it from Meta-Llama-3-8B-Instruct, its
+footnote 4), and a scorer that the online methods (iterative DPO, PPO, GRPO) share.
 
     python -m methods.reward_model --block-json '{...}' --seed 0 --sft results/micro/models/sft \
         --prefs results/micro/data/rm_prefs.jsonl --out-dir results/micro/models/reward_model
@@ -28,10 +29,21 @@ def train_reward_model(block: dict, *, seed: int, sft: Path, prefs: Path, out_di
     from pipeline.provenance import verify_checkpoint
 
     started = time.time()
-    verify_checkpoint(sft)
-    _, tokenizer = load_policy(sft)
+    init = block.get("init")
+    if init:   # a hub model (or a local folder) instead of our SFT checkpoint, with its own tokenizer
+        from transformers import AutoTokenizer
+
+        source, revision = init["hub_id"], init.get("revision")
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    else:
+        source, revision = sft, None
+        verify_checkpoint(sft)
+        _, tokenizer = load_policy(sft)
     set_seed(seed)  # the score head is freshly initialised by from_pretrained: seed it, or every run differs
-    model = AutoModelForSequenceClassification.from_pretrained(sft, num_labels=1, dtype=torch.float32)
+    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1, revision=revision,
+                                                               dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
     plan = device_plan(block, "reward_model")
     args = trl_config(RewardConfig, block["trainer"], plan=plan, out_dir=out_dir, seed=seed,
@@ -40,9 +52,10 @@ def train_reward_model(block: dict, *, seed: int, sft: Path, prefs: Path, out_di
                             processing_class=tokenizer)
     trainer.train()
     return save_checkpoint(trainer.model, tokenizer, out_dir, stage="reward_model", config_block=block,
-                           parents={"policy": sft}, seed=seed, started=started,
+                           parents={"policy": sft} if not init else {}, seed=seed, started=started,
                            tokens_seen=trainer_tokens_seen(trainer), plan=plan,
-                           extra={"metrics": {"train_log": trainer.state.log_history}})
+                           extra={"metrics": {"train_log": trainer.state.log_history},
+                                  **({"init": dict(init)} if init else {})})
 
 
 class RewardScorer:

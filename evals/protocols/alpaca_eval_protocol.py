@@ -232,22 +232,13 @@ def logprob_preference(top_logprobs: Sequence[Mapping[str, Any]] | None, swapped
     ``denominator_tokens=["m", "M"]``, ``is_binarize=False``) on the first token's ``top_logprobs``, i.e.
     ``2 - P(m) / (P(m) + P(M))`` in the shown order, mapped back with ``3 - x`` when swapped (the processor's
     postprocess). None when neither ``m`` nor ``M`` is among the top logprobs (upstream: NaN, dropped)."""
-    import logging
-
     from alpaca_eval.completion_parsers import logprob_parser
 
-    if not top_logprobs:
-        return None
+    tokens = {FIRST_OUTPUT_ID, SECOND_OUTPUT_ID}
+    if not any(t["token"] in tokens for t in top_logprobs or ()):
+        return None   # upstream: NaN (after logging the whole completion as a warning)
     completion = {"logprobs": {"content": [{"top_logprobs": [dict(t) for t in top_logprobs]}]}}
-    logger = logging.getLogger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)        # upstream warns (with the whole completion) when m/M are missing
-    try:
-        shown = float(logprob_parser(completion, **PARSER_KWARGS)[0])
-    finally:
-        logger.setLevel(level)
-    if not np.isfinite(shown):
-        return None
+    shown = float(logprob_parser(completion, **PARSER_KWARGS)[0])
     return 3.0 - shown if swapped else shown
 
 

@@ -33,7 +33,7 @@ DEFAULT_LC_BOOTSTRAP = 50
 @register_suite
 class AlpacaEval(ChatSuite):
     name = "alpaca_eval"
-    version = "2"
+    version = "3"
     generation_file = "alpaca_eval.json"
     generation_schema = "alpaca_eval_outputs"
     judgment_schema = "alpaca_eval_judgment"
@@ -151,7 +151,7 @@ class AlpacaEval(ChatSuite):
             metrics["trivial_baseline_accuracy"] = metric(trivial_baseline_accuracy(suite_items), None,
                                                           len(suite_items))
         return {"suite": self.name, "version": self.version, "model": model, "n": len(rows),
-                "mean_length": float(lengths.mean()), "metrics": metrics}
+                "judges": self.judges(annotations), "mean_length": float(lengths.mean()), "metrics": metrics}
 
 
 def _needs_gamed(settings: Mapping[str, Any]) -> bool:

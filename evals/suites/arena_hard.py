@@ -39,7 +39,7 @@ def _baseline(data: Mapping[str, Path]) -> tuple[str, dict[str, dict]]:
 @register_suite
 class ArenaHard(ChatSuite):
     name = "arena_hard"
-    version = "1"
+    version = "2"
     generation_file = "arena_hard.jsonl"
     generation_schema = "arena_hard_answer"
     judgment_schema = "arena_hard_judgment"
@@ -156,7 +156,7 @@ class ArenaHard(ChatSuite):
             triples = [(items[a["uid"]]["family"], t, items[a["uid"]]["golds"][0]) for a, t in zip(answers, texts)]
             metrics.update(gold_metrics(triples, world["gold_reward"]))
         return {"suite": self.name, "version": self.version, "model": model, "n": len(answers),
-                "mean_length": float(lengths.mean()), "metrics": metrics}
+                "judges": self.judges(rows), "mean_length": float(lengths.mean()), "metrics": metrics}
 
     def leaderboard(self, generations: Mapping[str, Path], judgments: Mapping[str, Path], data: Mapping[str, Path],
                     settings: Mapping[str, Any], seed: int) -> dict[str, Any]:

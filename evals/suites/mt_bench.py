@@ -36,7 +36,7 @@ def gold_item(question: Mapping[str, Any], items: Mapping[str, dict] | None) -> 
 @register_suite
 class MTBench(ChatSuite):
     name = "mt_bench"
-    version = "1"
+    version = "2"
     generation_file = "mt_bench.jsonl"
     generation_schema = "mt_bench_answer"
     judgment_schema = "mt_bench_judgment"
@@ -133,7 +133,7 @@ class MTBench(ChatSuite):
                     triples.append((item["family"], mb.answer_turns(answer)[turn - 1], item["golds"][turn - 1]))
                 metrics.update(gold_metrics(triples, world["gold_reward"], suffix=f"_turn_{turn}"))
         return {"suite": self.name, "version": self.version, "model": model, "n": len(answers),
-                "mean_length": float(lengths.mean()), "metrics": metrics}
+                "judges": self.judges(rows), "mean_length": float(lengths.mean()), "metrics": metrics}
 
 
 def _by_sampling(suite: ChatSuite, settings: Mapping[str, Any], questions: list[dict],

@@ -111,6 +111,7 @@ class FakeOpenAIServer(ChatServer):
 
     def __init__(self, style: str = "pairwise", default_delay_s: float = 0.0) -> None:
         super().__init__()
+        self.retired_models: set[str] = set()   # models answered with OpenAI's 404 model_not_found
         self.style = style
         self.default_delay_s = default_delay_s
         self._global_script: deque[Behaviour] = deque()
@@ -140,6 +141,11 @@ class FakeOpenAIServer(ChatServer):
     def handle_chat(self, handler, body: dict[str, Any]) -> None:
         """Act out the next behaviour."""
         behaviour = self._next_behaviour(body.get("messages", []))
+        if body.get("model") in self.retired_models:
+            handler.send_json(404, {"error": {
+                "message": f"The model `{body['model']}` does not exist or you do not have access to it.",
+                "type": "invalid_request_error", "param": None, "code": "model_not_found"}})
+            return
         if behaviour.kind == "ok":
             self.wait(behaviour.delay_s)
             if body.get("logprobs"):

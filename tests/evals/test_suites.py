@@ -332,3 +332,45 @@ def test_arena_hard_v01_asks_again_through_the_suite(generate_for, eval_data, co
         assert [g["score"] for g in row["games"]] == ["B>A", "A=B"]
         assert row["games"][0]["judgment"]["answer"] == ("\nI ran out of tokens before a verdict"
                                                          "\nMy final verdict is: [[B>A]]")
+
+
+def test_protocol_comparison_reads_both_alpaca_rates_and_judges_both_arena_versions(generate_for, eval_data, config,
+                                                                                     tmp_path):
+    """benchmarks/protocol_comparison.py on a study folder laid out as results/<study>/: the weighted, discrete and
+    sampled-letter AlpacaEval win rates come from the score files; Arena-Hard is re-judged under v0.1 and v2.0."""
+    import shutil
+    import sys
+
+    from evals.registry import get_suite
+    from pipeline.io import write_json, write_jsonl
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from protocol_comparison import compare
+
+    results = tmp_path / "study"
+    for kind in ("arena_hard_questions", "arena_hard_baseline", "eval_items"):
+        (results / "data").mkdir(parents=True, exist_ok=True)
+        shutil.copy(eval_data[kind], results / "data" / eval_data[kind].name)
+    judge = OracleJudgeFor(config)
+    for model, style in (("concise", "concise"), ("verbose", "verbose")):
+        folder, _ = generate_for(model, style)
+        (results / "generations" / model).mkdir(parents=True)
+        shutil.copy(folder / "arena_hard.jsonl", results / "generations" / model / "arena_hard.jsonl")
+        suite = get_suite("alpaca_eval")
+        rows = suite.judge(judge, model, folder / "alpaca_eval.json", eval_data, config["evals"]["alpaca_eval"])
+        judgments = tmp_path / f"{model}.jsonl"
+        write_jsonl(judgments, rows)
+        score = suite.score(model, folder / "alpaca_eval.json", judgments, eval_data,
+                            {**config["evals"]["alpaca_eval"], "lc_bootstrap": 0}, config["world"])
+        write_json(results / "scores" / model / "alpaca_eval.json", score, schema="score")
+    table = compare(config, results, ["concise", "verbose"]).set_index("model")
+    assert table.loc["verbose", "AE weighted WR"] != table.loc["verbose", "AE discrete WR"]
+    assert {"AH v0.1", "AH v2.0", "AE sampled-letter WR"} <= set(table.columns)
+    assert (table["AH v0.1 second calls"] == 0).all()       # the oracle always gives a verdict
+
+
+def OracleJudgeFor(config):
+    from evals.judges.oracle import OracleJudge
+
+    block = {k: v for k, v in config["judges"][config["evals"]["alpaca_eval"]["judge"]].items() if k != "kind"}
+    return OracleJudge(**block, gold_reward=config["world"]["gold_reward"])

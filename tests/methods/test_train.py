@@ -90,3 +90,27 @@ def test_every_training_block_is_accepted_by_its_config_class(config):
         check_block(spec.name, block, where)
         assert spec.config_class, f"{where}: module {spec.name!r} registers no config_class"
         _config_object(spec, block, f"{where}.trainer")
+
+
+def test_reward_model_starts_from_its_init_model(world, sft, base, tmp_path):
+    """reward_model.init (the report starts its RM from Meta-Llama-3-8B-Instruct, not our SFT model): the RM's
+    backbone and tokenizer come from that model and provenance records it instead of an SFT parent. A local folder
+    stands in for the hub id (the base checkpoint, whose weights differ from the SFT's)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from methods.reward_model import train_reward_model
+    from pipeline.provenance import read_provenance
+    from tests.methods.tiny_setup import block
+
+    rm_block = {**block({"learning_rate": 0.0, "max_steps": 1}, batch=16), "init": {"hub_id": str(base)}}
+    train_reward_model(rm_block, seed=0, sft=sft, prefs=world["rm_prefs"], out_dir=tmp_path / "rm")
+    provenance = read_provenance(tmp_path / "rm")
+    assert provenance["init"] == {"hub_id": str(base)} and "policy" not in provenance["parents"]
+    rm = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm")
+    from_base = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    from_sft = AutoModelForSequenceClassification.from_pretrained(sft, num_labels=1)
+    name = "model.layers.0.self_attn.q_proj.weight"
+    weights = dict(rm.named_parameters())[name]
+    assert torch.equal(weights, dict(from_base.named_parameters())[name])
+    assert not torch.equal(weights, dict(from_sft.named_parameters())[name])

@@ -47,10 +47,11 @@ rule length_analysis:
     params:
         models=" ".join(MODELS),
         out_dir=f"{R}/tables",
+        published=" ".join(sorted({b["published"] for b in config["evals"].values() if b.get("published")})),
     log:
         log_path("length_analysis"),
     benchmark:
         benchmark_path("length_analysis")
     shell:
         "{PYTHON} -m evals.length_analysis --results {R} --models {params.models} --out-dir {params.out_dir} "
-        "> {log:q} 2>&1"
+        "--published {params.published} > {log:q} 2>&1"

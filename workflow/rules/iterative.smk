@@ -27,7 +27,7 @@ rule iterative_iteration:
         policy=lambda w: f"{iterative_policy(w.method, w.iteration)}/provenance.json",
         sft=checkpoint_done("sft"),
         reward_model=checkpoint_done("reward_model"),
-        prompts=data_file("online_prompts"),
+        prompts=lambda w: data_file(f"online_prompts_iter{w.iteration}" if f"online_prompts_iter{w.iteration}" in DATA_FILES else "online_prompts"),
     output:
         samples=f"{R}/iterative/{{method}}/iter{{iteration}}/samples.jsonl",
         pairs=f"{R}/iterative/{{method}}/iter{{iteration}}/pairs.jsonl",
