@@ -120,6 +120,19 @@ class ChatSuite(Suite):
         else:
             write_json(path, rows, schema=self.generation_schema)
 
+    def read_judged(self, generations: Path, judgments: Path | None) -> tuple[list[dict], list[dict]]:
+        """What every chat suite's ``score`` opens with: (judgment rows, generation rows), schema-checked; no
+        judgment file or an empty one is an InputError naming the file."""
+        from pipeline.io import InputError, read_json, read_jsonl
+
+        if judgments is None:
+            raise InputError(f"suite {self.name}: no judgments file given for {generations}")
+        rows = read_jsonl(judgments, schema=self.judgment_schema)
+        if not rows:
+            raise InputError(f"{judgments}: no judgments")
+        reader = read_jsonl if generations.suffix == ".jsonl" else read_json
+        return rows, reader(generations, schema=self.generation_schema)
+
     def judge(self, judge: "Judge", model: str, generations: Path, data: Mapping[str, Path],
               settings: Mapping[str, Any]) -> list[dict]:
         """One judgment row per judge call (or per game pair), in the upstream format plus our bookkeeping."""

@@ -212,7 +212,7 @@ def train(ctx: TrainContext) -> TrainResult:
     model, tokenizer = load_policy(policy)
     compute = read_provenance(policy)["compute"]
     plan = {**{k: v for k, v in compute.items() if k not in ("precision", "device_hours")},
-            "bf16": compute.get("precision") == "bf16"}
+            "bf16": compute.get("precision", "fp32") != "fp32"}
     return TrainResult(model, tokenizer, tokens, plan, metrics={"last_iteration": str(policy)})
 
 

@@ -21,6 +21,7 @@ DERIVED_KEYS = {"per_device_train_batch_size", "mini_batch_size", "gradient_accu
 
 
 def ppo_config(trainer: dict, *, plan: dict, out_dir, seed: int, where: str):
+    from methods.common import trainer_dir
     from methods.ppo_trainer import PPOConfig
     from pipeline.io import InputError
 
@@ -35,7 +36,7 @@ def ppo_config(trainer: dict, *, plan: dict, out_dir, seed: int, where: str):
             per_device_train_batch_size=mini_batch * int(kwargs.pop("num_mini_batches", 1)),
             mini_batch_size=mini_batch,
             gradient_accumulation_steps=plan["gradient_accumulation_steps"],
-            seed=seed, output_dir=str(out_dir / "trainer_state"), use_cpu=plan["device"] == "cpu",
+            seed=seed, output_dir=str(trainer_dir(out_dir)), use_cpu=plan["device"] == "cpu",
             bf16=plan["bf16"], disable_tqdm=True, **kwargs,
         )
     except ValueError as err:

@@ -364,8 +364,8 @@ class PPOTrainer:
             mixed_precision="bf16" if config.bf16 else "no",
             gradient_accumulation_steps=config.gradient_accumulation_steps,
         )
-        set_seed(config.seed)
-        self._rng = random.Random(config.seed + self.accelerator.process_index)
+        set_seed(config.seed + self.accelerator.process_index)   # ranks sample different completions
+        self._rng = random.Random(config.seed)
         self._prompt_order: list[int] = []
 
         _disable_dropout(policy)
@@ -400,13 +400,28 @@ class PPOTrainer:
         return self.accelerator.unwrap_model(self.model).policy
 
     def _next_prompts(self) -> list[str]:
+        """This rank's share of the step's prompts: every rank draws the same global batch (one seeded order) and
+        takes its slice, so the prompts of a step do not depend on the number of processes."""
+        n, acc = self.config.per_device_train_batch_size, self.accelerator
         out = []
-        for _ in range(self.config.per_device_train_batch_size):
+        for _ in range(n * acc.num_processes):
             if not self._prompt_order:
                 self._prompt_order = list(range(len(self.train_prompts)))
                 self._rng.shuffle(self._prompt_order)
             out.append(self.train_prompts[self._prompt_order.pop()])
-        return out
+        return out[acc.process_index * n:(acc.process_index + 1) * n]
+
+    def _full_parameters(self):
+        """generate() runs the unwrapped policy token by token: under FSDP its parameters are shards, so gather
+        them for the duration (writeback=False: generation changes nothing). DDP and single-process models hold
+        full parameters already."""
+        from contextlib import nullcontext
+
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        if isinstance(self.model, FullyShardedDataParallel):
+            return FullyShardedDataParallel.summon_full_params(self.model, writeback=False, recurse=True)
+        return nullcontext()
 
     @staticmethod
     def _position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -434,7 +449,7 @@ class PPOTrainer:
 
         unwrapped = acc.unwrap_model(self.model)
         unwrapped.eval()
-        with acc.autocast():
+        with self._full_parameters(), acc.autocast():
             gen = unwrapped.policy.generate(
                 input_ids=query, attention_mask=query_mask, generation_config=self.generation_config
             )
@@ -456,7 +471,7 @@ class PPOTrainer:
         for s in range(0, B, cfg.mini_batch_size):
             sl = slice(s, s + cfg.mini_batch_size)
             with acc.autocast():
-                logits, vals = unwrapped(input_ids[sl], attention_mask[sl], self._position_ids(attention_mask[sl]))
+                logits, vals = self.model(input_ids[sl], attention_mask[sl], self._position_ids(attention_mask[sl]))
                 ref_logits = self.ref_policy(
                     input_ids=input_ids[sl],
                     attention_mask=attention_mask[sl],
@@ -624,6 +639,7 @@ class PPOTrainer:
         log_path = os.path.join(cfg.output_dir, self.LOG_FILE)
         if acc.is_main_process:
             os.makedirs(cfg.output_dir, exist_ok=True)
+            open(log_path, "w", encoding="utf-8").close()  # this run's log only, never appended across reruns
         bar = tqdm(
             total=cfg.num_rollout_steps,
             desc="PPO",

@@ -11,8 +11,10 @@ Tests and checks that walk the methods read this registry (``registered()``), ne
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -70,12 +72,17 @@ class MethodSpec:
         """The config class (a dataclass such as TRL's DPOConfig), imported now: this may import torch and TRL."""
         if self.config_class is None:
             raise LookupError(f"method {self.name!r} declares no config class")
-        module, _, attr = self.config_class.partition(":")
         try:
-            return getattr(importlib.import_module(module), attr)
+            return load_class(self.config_class)
         except (ImportError, AttributeError) as err:
             raise LookupError(f"method {self.name!r}: config class {self.config_class!r} cannot be imported "
                               f"({err})") from None
+
+
+def load_class(path: str) -> type:
+    """``"module:Class"`` imported now."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
@@ -156,5 +163,41 @@ def check_method_blocks(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: key sft.module: {module!r} is a {spec.family} method, expected an sft one")
         try:
             check_block(module, block, where)
+            check_trainer_keys(spec.load_config_class() if spec.config_class else None, block, where,
+                               sys.modules[spec.train.__module__], spec.extra_trainer_keys)
         except ValueError as err:
             raise ConfigError(f"{source}: {str(err).removeprefix('config ')}") from None
+    try:
+        check_trainer_keys(load_class(REWARD_MODEL_CONFIG), config["reward_model"], "reward_model")
+        if "pretrain" in config["base"]:
+            check_trainer_keys(load_class(PRETRAIN_CONFIG), config["base"]["pretrain"], "base.pretrain")
+    except ValueError as err:
+        raise ConfigError(f"{source}: {str(err).removeprefix('config ')}") from None
+
+
+# The stages outside the method registry: methods/reward_model.py and methods/base_model.py.
+REWARD_MODEL_CONFIG = "trl:RewardConfig"
+PRETRAIN_CONFIG = "trl:SFTConfig"
+
+
+def check_trainer_keys(config_class: type | None, block: dict, where: str, module: Any = None,
+                       extra_keys: tuple[str, ...] = ()) -> None:
+    """`trainer:` keys are fields of the method's config class (plus the module's ``EXTRA_KEYS``, minus its
+    ``DERIVED_KEYS``, which the run sets), and the batch sizes divide: known before any job starts."""
+    effective, per_device = block["effective_batch_size"], block["per_device_train_batch_size"]
+    if effective % per_device:
+        raise ValueError(f"config key {where}.effective_batch_size: {effective} is not a multiple of "
+                         f"per_device_train_batch_size ({per_device})")
+    if config_class is None:
+        return
+    extra = set(extra_keys) | set(getattr(module, "EXTRA_KEYS", ()))
+    derived = set(getattr(module, "DERIVED_KEYS", ()))
+    valid = ({f.name for f in dataclasses.fields(config_class)} | extra) - derived
+    for key in sorted(block["trainer"]):
+        if key not in valid:
+            from difflib import get_close_matches
+
+            close = get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"config key {where}.trainer.{key}: not a field of {config_class.__name__}{hint}"
+                             + (" (set from the block and the devices)" if key in derived else ""))

@@ -19,14 +19,19 @@ log = get_logger("methods.reward_model")
 
 
 def train_reward_model(block: dict, *, seed: int, sft: Path, prefs: Path, out_dir: Path) -> dict:
-    from transformers import AutoModelForSequenceClassification
+    import torch
+    from transformers import AutoModelForSequenceClassification, set_seed
     from trl import RewardConfig, RewardTrainer
 
     from methods.common import device_plan, load_dataset_file, load_policy, save_checkpoint, trainer_tokens_seen, trl_config
 
+    from pipeline.provenance import verify_checkpoint
+
     started = time.time()
+    verify_checkpoint(sft)
     _, tokenizer = load_policy(sft)
-    model = AutoModelForSequenceClassification.from_pretrained(sft, num_labels=1)
+    set_seed(seed)  # the score head is freshly initialised by from_pretrained: seed it, or every run differs
+    model = AutoModelForSequenceClassification.from_pretrained(sft, num_labels=1, dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
     plan = device_plan(block, "reward_model")
     args = trl_config(RewardConfig, block["trainer"], plan=plan, out_dir=out_dir, seed=seed,
@@ -47,11 +52,16 @@ class RewardScorer:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from methods.common import job_device
+
         self.torch = torch
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or job_device()   # each rank scores on its own device (LOCAL_RANK)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "right"
-        self.model = AutoModelForSequenceClassification.from_pretrained(path).to(self.device).eval()
+        # inference only: bf16 halves the memory of a reward model on every rank where the GPU supports it
+        dtype = (torch.bfloat16 if self.device.startswith("cuda") and torch.cuda.is_bf16_supported()
+                 else torch.float32)
+        self.model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype).to(self.device).eval()
         self.batch_size = batch_size
 
     def score(self, prompts: list[list[dict]], completions: list[str]) -> list[float]:

@@ -12,15 +12,18 @@ import json
 import os
 import sys
 
+import os
+
 from evals.registry import check_suite_blocks
 from methods.registry import check_method_blocks
-from pipeline.config import api_key_variables, check_config, models
+from pipeline.config import api_key_variables, check_api_keys, check_config, load_config_file, models
+from pipeline.hub_data import MIRROR_ENV
 
-check_config(
-    config,
-    source="config (after --configfile/--config overrides)",
-    plugin_checks=[check_method_blocks, check_suite_blocks],
-)
+for _configfile in workflow.configfiles:  # Snakemake's own YAML loading keeps the last of two equal keys silently
+    load_config_file(_configfile)
+check_config(config, source="config (after --configfile/--config overrides)",
+             plugin_checks=[check_method_blocks, check_suite_blocks])
+check_api_keys(config)
 
 STUDY = config["study"]
 R = f"results/{STUDY}"
@@ -30,6 +33,9 @@ PYTHON = "python" if "CONDA" in {m.name for m in workflow.deployment_settings.de
 MODELS = models(config)
 SUITES = list(config["evals"])
 API_KEY_VARIABLES = api_key_variables(config)  # checked by `envvars:` in the Snakefile, never written anywhere
+if config.get("data", {}).get("mirror") and not os.environ.get(MIRROR_ENV):
+    # The local hub mirror reaches every job (data, base model, lm-eval's datasets) as one environment variable.
+    os.environ[MIRROR_ENV] = os.path.abspath(config["data"]["mirror"])
 
 wildcard_constraints:
     model="|".join(MODELS),

@@ -38,6 +38,7 @@ rule iterative_iteration:
         stats=f"{R}/iterative/{{method}}/iter{{iteration}}/stats.json",
         policy=f"{R}/models/{{method}}/iter{{iteration}}/provenance.json",
     params:
+        launch=launch_options(),
         module=lambda w: spec_of(w.method).name,
         block=lambda w: as_json(config["methods"][w.method]),
         policy=lambda w: iterative_policy(w.method, w.iteration),
@@ -51,7 +52,8 @@ rule iterative_iteration:
     benchmark:
         benchmark_path("iterative_iteration", "{method}/iter{iteration}")
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.{params.module} iteration --method {wildcards.method} "
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.launch {params.launch} -- "
+        "methods.{params.module} iteration --method {wildcards.method} "
         "--block-json {params.block:q} --seed {config[seed]} --iteration {wildcards.iteration} "
         "--policy {params.policy} --reference {params.sft} --reward-model {params.reward_model} "
         "--prompts {input.prompts} --samples-dir {params.samples_dir} --out-dir {params.out_dir} > {log:q} 2>&1"

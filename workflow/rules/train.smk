@@ -3,6 +3,16 @@
 from methods.registry import get_method
 
 
+def launch_options():
+    """methods/launch.py options from the config's `launch:` block: one process per GPU the job gets, else
+    launch.cpu_processes; an accelerate config (FSDP, DDP) for several GPUs."""
+    launch = config.get("launch", {})
+    options = f"--cpu-processes {int(launch.get('cpu_processes', 1))}"
+    if launch.get("accelerate_config"):
+        options += f" --accelerate-config {launch['accelerate_config']}"
+    return options
+
+
 # The micro base model is pretrained on the world's text; a hub base model (`base.hub_id`) is loaded as is.
 BASE_DATA = {"pretrain": data_file("pretrain"), "sft": data_file("sft")} if "hub_id" not in config["base"] else {}
 
@@ -16,6 +26,7 @@ rule base:
     output:
         checkpoint_done("base"),
     params:
+        launch=launch_options(),
         block=as_json(config["base"]),
         data=" ".join(f"--{kind}-data {path}" for kind, path in BASE_DATA.items()),
         out_dir=f"{R}/models/base",
@@ -25,7 +36,8 @@ rule base:
     benchmark:
         benchmark_path("base")
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.base_model --config-json {params.block:q} --seed {config[seed]} "
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.launch {params.launch} -- "
+        "methods.base_model --config-json {params.block:q} --seed {config[seed]} "
         "{params.data} --out-dir {params.out_dir} > {log:q} 2>&1"
 
 
@@ -39,6 +51,7 @@ rule sft:
     output:
         checkpoint_done("sft"),
     params:
+        launch=launch_options(),
         block=as_json(config["sft"]),
         base=f"{R}/models/base",
         out_dir=f"{R}/models/sft",
@@ -48,7 +61,8 @@ rule sft:
     benchmark:
         benchmark_path("sft")
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.train --method sft --block-json {params.block:q} --seed {config[seed]} "
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.launch {params.launch} -- "
+        "methods.train --method sft --block-json {params.block:q} --seed {config[seed]} "
         "--policy {params.base} --reference {params.base} --data sft={input.sft} "
         "--out-dir {params.out_dir} > {log:q} 2>&1"
 
@@ -95,6 +109,7 @@ rule train:
     output:
         checkpoint_done("{method}"),
     params:
+        launch=launch_options(),
         block=lambda w: as_json(config["methods"][w.method]),
         args=method_args,
         sft=f"{R}/models/sft",
@@ -105,7 +120,8 @@ rule train:
     benchmark:
         benchmark_path("train", "{method}")
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.train --method {wildcards.method} --block-json {params.block:q} "
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.launch {params.launch} -- "
+        "methods.train --method {wildcards.method} --block-json {params.block:q} "
         "--seed {config[seed]} --policy {params.sft} --reference {params.sft} {params.args} "
         "--out-dir {params.out_dir} > {log:q} 2>&1"
 
@@ -120,6 +136,7 @@ rule reward_model:
     output:
         checkpoint_done("reward_model"),
     params:
+        launch=launch_options(),
         block=as_json(config["reward_model"]),
         sft=f"{R}/models/sft",
         out_dir=f"{R}/models/reward_model",
@@ -129,5 +146,6 @@ rule reward_model:
     benchmark:
         benchmark_path("reward_model")
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.reward_model --block-json {params.block:q} "
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.launch {params.launch} -- "
+        "methods.reward_model --block-json {params.block:q} "
         "--seed {config[seed]} --sft {params.sft} --prefs {input.prefs} --out-dir {params.out_dir} > {log:q} 2>&1"
