@@ -193,15 +193,16 @@ def trainer_dir(out_dir: Path) -> Path:
 # ---------------------------------------------------------------------------------------------------------------
 # Trainer workarounds shared by the method modules (TRL 1.16). A method module calls these instead of copying them.
 
-# Attention masks of the sequences a trainer's training batch trains on, by batch layout:
-PAIRED_MASKS = ("chosen_attention_mask", "rejected_attention_mask")   # trl.experimental CPO/ORPO-style batches
-UNPAIRED_MASKS = ("attention_mask",)   # one row per sequence (KTOTrainer; its KL batch is not trained on)
+# The attention masks of a paired batch of the trl.experimental CPO-style trainers (CPO/SimPO, ORPO). Trainer counts
+# the non-padding tokens of `input_ids` batches itself (trl_config: include_num_input_tokens_seen="non_padding"), as
+# in SFT, DPO and KTO (unpaired: one row per completion); these batches have no `input_ids`, so it counts nothing.
+PAIRED_MASKS = ("chosen_attention_mask", "rejected_attention_mask")
 
 
 def counting_trainer(trainer_cls: type, masks: tuple[str, ...]) -> type:
     """``trainer_cls`` plus a count of the non-padding tokens it trains on: the sum of the batch's ``masks`` over every
-    training micro-batch and every process. Trainer counts only ``input_ids``, which paired batches
-    (``chosen_input_ids``/``rejected_input_ids``) lack, and counts padding; read the count with trainer_tokens_seen."""
+    training micro-batch and every process, for trainers whose batches Trainer cannot count (PAIRED_MASKS); read it
+    with trainer_tokens_seen."""
 
     class CountingTrainer(trainer_cls):
         tokens_seen = 0

@@ -35,7 +35,7 @@ def test_paired_tokens_seen_counts_chosen_and_rejected_without_bos(world, sft, t
 
 
 def test_unpaired_tokens_seen_counts_each_completion_without_padding(world, sft, tmp_path):
-    """Guards against Trainer's own count, which counts the padding of every KTO batch as tokens seen."""
+    """Guards against counting the padding of every KTO batch (or its KL batch, not trained on) as tokens seen."""
     from transformers import AutoTokenizer
 
     rows = read_jsonl(world["kto"])

@@ -12,9 +12,10 @@ import yaml
 from methods.registry import DATA_KINDS, check_block, get_method, register_method, registered
 from methods.train import run
 from pipeline.io import InputError
+from tests.study_configs import study_configs
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted((ROOT / "config").glob("*.yaml"))
+CONFIGS = study_configs()
 
 
 def test_unknown_method_lists_the_registered_ones(tmp_path):

@@ -2,6 +2,9 @@
 
 
 rule aggregate:
+    # lint advice kept: PYTHON, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/evaluate.yaml"
     input:
         scores=expand(f"{R}/scores/{{model}}/{{suite}}.json", model=MODELS, suite=SUITES),
         leaderboards=expand(f"{R}/scores/leaderboard/{{suite}}.json", suite=LEADERBOARDS),
@@ -34,6 +37,9 @@ rule aggregate:
 
 
 rule length_analysis:
+    # lint advice kept: PYTHON, prefix, R (why: workflow/rules/common.smk)
+    conda:
+        "../envs/evaluate.yaml"
     input:
         scores=expand(f"{R}/scores/{{model}}/{{suite}}.json", model=MODELS, suite=SUITES),
         leaderboards=expand(f"{R}/scores/leaderboard/{{suite}}.json", suite=LEADERBOARDS),

@@ -1,5 +1,6 @@
 # Data stage: the micro world's splits (config key `world`) or, in real studies, hub datasets in the same formats
 # (config key `data`, pipeline/hub_data.py). Which one runs follows from the config, not from the study's name.
+# lint advice kept: functions (why: workflow/rules/common.smk)
 if "world" in config:
     from world.data import OUTPUTS as DATA_FILES
 
@@ -22,6 +23,9 @@ def data_file(kind):
 
 
 rule data:
+    # lint advice kept: PYTHON, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/data.yaml"
     input:
         DOWNLOADED,
     output:

@@ -3,6 +3,7 @@
 # files, so a rerun resumes at the iteration it stopped in. The last iteration's policy becomes models/<method>,
 # which generation and evaluation use like any other checkpoint. Rules call `python -m methods.<module>
 # {iteration,finalize}` (see methods/iterative_dpo.py); one job per iteration pays the imports once.
+# lint advice kept: functions (why: workflow/rules/common.smk)
 
 
 def iterative_policy(method, iteration):
@@ -20,6 +21,9 @@ def iterations(method):
 
 
 rule iterative_iteration:
+    # lint advice kept: PYTHON, seed, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
     wildcard_constraints:
         method="|".join(ITERATIVE_METHODS) or "NO_METHOD",
         iteration=r"[1-9][0-9]*",
@@ -56,6 +60,9 @@ rule iterative_iteration:
 
 
 rule iterative_final:
+    # lint advice kept: PYTHON, seed, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
     wildcard_constraints:
         method="|".join(ITERATIVE_METHODS) or "NO_METHOD",
     input:

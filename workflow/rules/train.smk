@@ -1,4 +1,5 @@
 # Training: the base model, the one SFT checkpoint, and every method from it (generic, via the registry).
+# lint advice kept: functions (why: workflow/rules/common.smk)
 from methods.registry import get_method
 
 
@@ -17,6 +18,9 @@ BASE_DATA = {"pretrain": data_file("pretrain"), "sft": data_file("sft")} if "hub
 
 
 rule base:
+    # lint advice kept: PYTHON, seed, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
     input:
         DOWNLOADED,
         **BASE_DATA,
@@ -39,6 +43,9 @@ rule base:
 
 
 rule sft:
+    # lint advice kept: PYTHON, seed, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
     input:
         base=checkpoint_done("base"),
         sft=data_file("sft"),
@@ -93,6 +100,9 @@ def method_args(wildcards):
 
 
 rule train:
+    # lint advice kept: PYTHON, seed (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
     wildcard_constraints:
         method="|".join(GENERIC_METHODS) or "NO_METHOD",
     input:
@@ -118,6 +128,9 @@ rule train:
 
 
 rule reward_model:
+    # lint advice kept: PYTHON, seed, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
     input:
         sft=checkpoint_done("sft"),
         prefs=data_file("rm_prefs"),
