@@ -32,7 +32,8 @@ def build_micro_base(block: dict, seed: int, pretrain_path: Path, sft_path: Path
     from transformers import LlamaConfig, LlamaForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from methods.common import device_plan, load_dataset_file, save_checkpoint, trainer_tokens_seen, trl_config
+    from methods.common import (device_plan, load_dataset_file, save_checkpoint, train_resuming,
+                                trainer_tokens_seen, trl_config)
     from world.tokenizer import train_tokenizer
 
     started = time.time()
@@ -50,7 +51,7 @@ def build_micro_base(block: dict, seed: int, pretrain_path: Path, sft_path: Path
                       out_dir=out_dir, seed=seed, where="base.pretrain.trainer")
     trainer = SFTTrainer(model=model, args=args, train_dataset=load_dataset_file(pretrain_path, "text_row"),
                          processing_class=tokenizer)
-    trainer.train()
+    train_resuming(trainer)
     save_checkpoint(trainer.model, tokenizer, out_dir, stage="base", config_block=block, parents={}, seed=seed,
                     started=started, tokens_seen=trainer_tokens_seen(trainer), plan=plan)
 

@@ -82,7 +82,6 @@ def trl_config(config_cls: type, hyperparams: dict, *, plan: dict, out_dir: Path
         "seed": seed,
         "data_seed": seed,
         "report_to": "none",
-        "save_strategy": "no",
         "use_cpu": plan["device"] == "cpu",
         "bf16": plan["bf16"],
         "per_device_train_batch_size": plan["per_device_train_batch_size"],
@@ -90,6 +89,12 @@ def trl_config(config_cls: type, hyperparams: dict, *, plan: dict, out_dir: Path
         "include_num_input_tokens_seen": "non_padding",   # real tokens: the same under any batch split
         "activation_checkpointing": False,   # TRL defaults to on (~20 % slower); configs may turn it on
         "dataloader_num_workers": 0,
+        # Preemption: resumable checkpoints (model, optimizer, scheduler, RNG, data position) every 10 % of the
+        # steps, the newest kept, in trainer_dir(out_dir); train_resuming() continues from it after a kill or a
+        # Slurm timeout. A block's trainer: may set save_steps (an int = every N steps) or save_strategy: "no".
+        "save_strategy": "steps",
+        "save_steps": 0.1,
+        "save_total_limit": 1,
     }
     hyperparams = dict(hyperparams)
     # transformers 5.23 renamed gradient_checkpointing(_kwargs) to activation_checkpointing(_kwargs) and ignores the
@@ -181,6 +186,51 @@ def _full_state_dict(model):
 
     state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     return state, getattr(model, "module", model)
+
+
+def train_resuming(trainer) -> None:
+    """trainer.train(), continuing from the newest complete checkpoint its output_dir (trainer_dir) holds: a job
+    that was killed or timed out resumes at the step it last saved. Checkpoints of another run (other arguments,
+    another starting checkpoint) are discarded, not resumed."""
+    import json
+    import shutil
+
+    root = Path(trainer.args.output_dir)
+    marker = root / "run.json"
+    fingerprint = json.loads(json.dumps({
+        "args": {k: v for k, v in trainer.args.to_dict().items() if k not in ("logging_dir",)},
+        "policy": _checkpoint_hash_of(getattr(trainer.model.config, "_name_or_path", "")),
+        "examples": len(trainer.train_dataset) if trainer.train_dataset is not None else None,
+    }, sort_keys=True, default=str))
+    stale = marker.is_file() and json.loads(marker.read_text()) != fingerprint
+    last = None if stale else last_checkpoint(root)
+    trainer.accelerator.wait_for_everyone()          # every rank has decided before rank 0 changes the folder
+    if trainer.accelerator.is_main_process:
+        if stale:
+            log.info("discarding %s: checkpoints of a different run", root)
+            shutil.rmtree(root)
+        root.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(fingerprint, sort_keys=True))
+    trainer.accelerator.wait_for_everyone()
+    if last is not None:
+        log.info("resuming from %s (step %d)", last, int(last.name.split("-")[1]))
+    trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
+
+
+def last_checkpoint(root: Path) -> Path | None:
+    """The newest checkpoint-<step> folder that was completely written (Trainer writes trainer_state.json last)."""
+    done = [p for p in Path(root).glob("checkpoint-*") if (p / "trainer_state.json").is_file()
+            and p.name.split("-")[1].isdigit()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def _checkpoint_hash_of(path: str) -> str | None:
+    provenance = Path(path) / "provenance.json"
+    if not path or not provenance.is_file():
+        return None
+    import json
+
+    return json.loads(provenance.read_text()).get("checkpoint_hash")
 
 
 def trainer_dir(out_dir: Path) -> Path:

@@ -67,7 +67,8 @@ def reward_functions(reward: dict, reward_model_dir) -> tuple[list, list[float]]
 def train(ctx: TrainContext) -> TrainResult:
     from trl import GRPOConfig, GRPOTrainer
 
-    from methods.common import device_plan, load_dataset_file, load_policy, trainer_tokens_seen, trl_config
+    from methods.common import (device_plan, load_dataset_file, load_policy, train_resuming, trainer_tokens_seen,
+                                trl_config)
     from pipeline.io import InputError
 
     where = f"methods.{ctx.method}"
@@ -91,6 +92,6 @@ def train(ctx: TrainContext) -> TrainResult:
         raise InputError(f"{ctx.data['online_prompts']}: columns {missing} missing (needed by {where}.reward)")
     trainer = GRPOTrainer(model=model, reward_funcs=functions, args=args, train_dataset=prompts.select_columns(columns),
                           processing_class=tokenizer)
-    trainer.train()
+    train_resuming(trainer)
     return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan,
                        metrics={"train_log": trainer.state.log_history})

@@ -30,7 +30,7 @@ def train(ctx: TrainContext) -> TrainResult:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-    from methods.common import device_plan, load_dataset_file, load_policy, trl_config
+    from methods.common import device_plan, load_dataset_file, load_policy, train_resuming, trl_config
     from pipeline.io import InputError
 
     class CountingCPOTrainer(CPOTrainer):
@@ -56,6 +56,6 @@ def train(ctx: TrainContext) -> TrainResult:
                       seed=ctx.seed, where=f"methods.{ctx.method}.trainer")
     pairs = load_dataset_file(ctx.data["prefs"], "preference_row").select_columns(["prompt", "chosen", "rejected"])
     trainer = CountingCPOTrainer(model=model, args=args, train_dataset=pairs, processing_class=cpo_tokenizer)
-    trainer.train()
+    train_resuming(trainer)
     return TrainResult(trainer.model, tokenizer, trainer.tokens_seen, plan,
                        metrics={"train_log": trainer.state.log_history})
