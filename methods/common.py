@@ -190,37 +190,42 @@ def _full_state_dict(model):
 
 def train_resuming(trainer) -> None:
     """trainer.train(), continuing from the newest complete checkpoint its output_dir (trainer_dir) holds: a job
-    that was killed or timed out resumes at the step it last saved. Checkpoints of another run (other arguments,
-    another starting checkpoint) are discarded, not resumed."""
+    that was killed or timed out resumes at the step it last saved."""
+    fingerprint = {
+        "args": {k: v for k, v in trainer.args.to_dict().items() if k != "logging_dir"},
+        "policy": _checkpoint_hash_of(getattr(trainer.model.config, "_name_or_path", "")),
+        "examples": len(trainer.train_dataset) if trainer.train_dataset is not None else None,
+    }
+    last = resume_point(Path(trainer.args.output_dir), fingerprint, trainer.accelerator)
+    trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
+
+
+def resume_point(root: Path, fingerprint: dict, accelerator, marker: str = "trainer_state.json") -> Path | None:
+    """The checkpoint a (re)started job continues from, or None. `fingerprint` (arguments, starting checkpoint)
+    is recorded in root/run.json: checkpoints of another run are discarded, not resumed."""
     import json
     import shutil
 
-    root = Path(trainer.args.output_dir)
-    marker = root / "run.json"
-    fingerprint = json.loads(json.dumps({
-        "args": {k: v for k, v in trainer.args.to_dict().items() if k not in ("logging_dir",)},
-        "policy": _checkpoint_hash_of(getattr(trainer.model.config, "_name_or_path", "")),
-        "examples": len(trainer.train_dataset) if trainer.train_dataset is not None else None,
-    }, sort_keys=True, default=str))
-    stale = marker.is_file() and json.loads(marker.read_text()) != fingerprint
-    last = None if stale else last_checkpoint(root)
-    trainer.accelerator.wait_for_everyone()          # every rank has decided before rank 0 changes the folder
-    if trainer.accelerator.is_main_process:
+    fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+    record = root / "run.json"
+    stale = record.is_file() and json.loads(record.read_text()) != fingerprint
+    last = None if stale else last_checkpoint(root, marker)
+    accelerator.wait_for_everyone()          # every rank has decided before rank 0 changes the folder
+    if accelerator.is_main_process:
         if stale:
             log.info("discarding %s: checkpoints of a different run", root)
             shutil.rmtree(root)
         root.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps(fingerprint, sort_keys=True))
-    trainer.accelerator.wait_for_everyone()
+        record.write_text(json.dumps(fingerprint, sort_keys=True))
+    accelerator.wait_for_everyone()
     if last is not None:
         log.info("resuming from %s (step %d)", last, int(last.name.split("-")[1]))
-    trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
+    return last
 
 
-def last_checkpoint(root: Path) -> Path | None:
-    """The newest checkpoint-<step> folder that was completely written (Trainer writes trainer_state.json last)."""
-    done = [p for p in Path(root).glob("checkpoint-*") if (p / "trainer_state.json").is_file()
-            and p.name.split("-")[1].isdigit()]
+def last_checkpoint(root: Path, marker: str = "trainer_state.json") -> Path | None:
+    """The newest checkpoint-<step> folder that was completely written (its `marker` file is written last)."""
+    done = [p for p in Path(root).glob("checkpoint-*") if (p / marker).is_file() and p.name.split("-")[1].isdigit()]
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 

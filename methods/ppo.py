@@ -11,6 +11,7 @@ PPOConfig). Batch sizes follow the other methods' invariant:
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from methods.registry import TrainContext, TrainResult, register_method
 
@@ -30,6 +31,8 @@ def ppo_config(trainer: dict, *, plan: dict, out_dir, seed: int, where: str):
     if unknown:
         raise InputError(f"config key {where}: {unknown} not accepted by PPOConfig (or set from the block/devices)")
     kwargs = dict(trainer)
+    # resumable checkpoints every 10 % of the iterations by default (as the TRL trainers, methods/common.trl_config)
+    kwargs.setdefault("save_steps", max(1, int(kwargs.get("num_rollout_steps", 100)) // 10))
     mini_batch = plan["per_device_train_batch_size"] * plan["gradient_accumulation_steps"]
     try:
         return PPOConfig(
@@ -46,8 +49,9 @@ def ppo_config(trainer: dict, *, plan: dict, out_dir, seed: int, where: str):
 @register_method("ppo", family="online", data=("online_prompts",), needs_reference_model=True,
                  needs_reward_model=True, needs_generation=True)
 def train(ctx: TrainContext) -> TrainResult:
-    from methods.common import device_plan, load_dataset_file, load_policy
+    from methods.common import device_plan, load_dataset_file, load_policy, resume_point
     from methods.ppo_trainer import PPOTrainer
+    from pipeline.provenance import read_provenance
     from methods.reward_model import RewardScorer
 
     policy, tokenizer = load_policy(ctx.policy)
@@ -64,5 +68,8 @@ def train(ctx: TrainContext) -> TrainResult:
         return scorer.score([messages[p] for p in prompts], completions)
 
     trainer = PPOTrainer(config, policy, reference, tokenizer, reward_fn, list(messages))
-    history = trainer.train()
+    fingerprint = {"config": config.to_dict(), "policy": read_provenance(ctx.policy)["checkpoint_hash"],
+                   "prompts": len(messages)}
+    last = resume_point(Path(config.output_dir), fingerprint, trainer.accelerator, marker=PPOTrainer.STATE_FILE)
+    history = trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
     return TrainResult(trainer.policy, tokenizer, trainer.tokens_seen, plan, metrics={"train_log": history})

@@ -70,3 +70,31 @@ def test_checkpoints_of_another_run_are_not_resumed(world, sft, tmp_path):
     record = run("dpo", config, seed=0, policy=sft, reference=sft, data={"prefs": world["prefs"]},
                  reward_model=None, out_dir=out)
     assert [row["step"] for row in record["metrics"]["train_log"] if "loss" in row] == [1, 2]
+
+
+def test_ppo_resumes_from_its_checkpoint_with_the_uninterrupted_weights(sft, tmp_path):
+    """Our PPO trainer (methods/ppo_trainer.py) has no Trainer underneath: its checkpoint must restore model,
+    optimizer, RNG, prompt order and counters, or a resumed run diverges from an uninterrupted one."""
+    from methods.common import load_policy
+    from methods.ppo_trainer import PPOConfig, PPOTrainer
+
+    def trainer(out):
+        policy, tokenizer = load_policy(sft)
+        reference, _ = load_policy(sft)
+        config = PPOConfig(learning_rate=1e-3, per_device_train_batch_size=4, mini_batch_size=4, ppo_epochs=1,
+                           num_rollout_steps=4, max_new_tokens=8, temperature=1.0, save_steps=2, seed=0,
+                           use_cpu=True, disable_tqdm=True, output_dir=str(out))
+        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": f"add {i} and {i + 1}"}],
+                                                 tokenize=False, add_generation_prompt=True) for i in range(6)]
+        return PPOTrainer(config, policy, reference, tokenizer, lambda p, c: [len(x) / 10 for x in c], prompts)
+
+    full = trainer(tmp_path / "full")
+    full.train()
+    first = trainer(tmp_path / "killed")
+    first.step(), first.step()
+    checkpoint = first.save_checkpoint()           # what train() does at step 2, before the job is killed
+    resumed = trainer(tmp_path / "killed")
+    history = resumed.train(resume_from_checkpoint=checkpoint)
+    assert [row["step"] for row in history] == [1, 2, 3, 4] and resumed.optimizer_steps == full.optimizer_steps
+    assert all(torch.equal(a, b) for a, b in zip(resumed.policy.state_dict().values(),
+                                                full.policy.state_dict().values()))
