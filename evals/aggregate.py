@@ -6,8 +6,9 @@ here.
         --leaderboards results/micro/scores/leaderboard/*.json --models sft dpo --models-dir results/micro/models \\
         --evals-json '{...the evals block...}' --micro-world --out-dir results/micro/tables
 
-Writes ``methods.{md,csv,json}`` (one row per model: every suite's columns with their SE or CI, training wall time,
-tokens seen, checkpoint and parent hashes) and the RLHF Workflow report's table shapes ``table4.{md,csv}`` (chat)
+Writes ``methods.{md,csv,json}`` (one row per model: every suite's columns with their SE or CI, tokens seen,
+checkpoint and parent hashes: byte-identical when the same config and seed run again), ``compute.{md,csv}`` (training
+wall time and devices, which vary run to run) and the RLHF Workflow report's table shapes ``table4.{md,csv}`` (chat)
 and ``table5.{md,csv}`` (academic), with the published rows of any paper a suite names (``published:``).
 """
 
@@ -89,12 +90,24 @@ def method_rows(models: list[str], scores: Mapping, boards: Mapping, columns: li
         row: dict[str, Any] = {"Model": model, "Method": provenance.get("module", provenance["stage"])}
         for suite, column in columns:
             put(row, column.title, lookup(model, suite, column, scores, boards), column)
-        row["Train wall time (s)"] = provenance["wall_time_s"]
         row["Tokens seen"] = provenance["tokens_seen"]
         row["Checkpoint"] = provenance["checkpoint_hash"]
         row["Parent"] = provenance["parents"].get("policy", {}).get("checkpoint_hash", "")
         rows.append(row)
     return drop_empty(rows, columns)
+
+
+def compute_rows(models: list[str], models_dir: Path) -> list[dict]:
+    """What each checkpoint cost: wall time and devices. Kept apart from methods.*, whose every byte must repeat
+    when the same config and seed run again (wall time never does)."""
+    rows = []
+    for model in models:
+        provenance = read_provenance(models_dir / model)
+        compute = provenance["compute"]
+        rows.append({"Model": model, "Train wall time (s)": provenance["wall_time_s"],
+                     "Device-hours": compute["device_hours"], "Device": compute["device"],
+                     "Devices": compute["world_size"], "Tokens seen": provenance["tokens_seen"]})
+    return rows
 
 
 def drop_empty(rows: list[dict], columns: list[tuple[str, Column]]) -> list[dict]:
@@ -221,6 +234,10 @@ def main(argv: list[str] | None = None) -> None:
     markdown = to_markdown(rows, digits, captions(evals, columns))
     write_text(args.out_dir / "methods.md", markdown)
     write_json(args.out_dir / "methods.json", rows)
+    compute = compute_rows(args.models, args.models_dir)
+    write_text(args.out_dir / "compute.csv", pd.DataFrame(compute).to_csv(index=False))
+    write_text(args.out_dir / "compute.md", to_markdown(compute, {"Train wall time (s)": 1, "Device-hours": 4},
+                                                        "- Measured wall time of each training job (varies run to run)."))
     for table, title in PAPER_TABLES.items():
         table_rows, table_digits = paper_table(table, rows, columns, papers)
         world = " (micro world: the same shapes filled with micro-world metrics)" if args.micro_world else ""

@@ -245,5 +245,50 @@ def trainer_dir(out_dir: Path) -> Path:
     return out_dir.parent / f"{out_dir.name}.trainer_state"
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Trainer workarounds shared by the method modules (TRL 1.16). A method module calls these instead of copying them.
+
+# Attention masks of the sequences a trainer's training batch trains on, by batch layout:
+PAIRED_MASKS = ("chosen_attention_mask", "rejected_attention_mask")   # trl.experimental CPO/ORPO-style batches
+UNPAIRED_MASKS = ("attention_mask",)   # one row per sequence (KTOTrainer; its KL batch is not trained on)
+
+
+def counting_trainer(trainer_cls: type, masks: tuple[str, ...]) -> type:
+    """``trainer_cls`` plus a count of the non-padding tokens it trains on: the sum of the batch's ``masks`` over every
+    training micro-batch and every process. Trainer counts only ``input_ids``, which paired batches
+    (``chosen_input_ids``/``rejected_input_ids``) lack, and counts padding; read the count with trainer_tokens_seen."""
+
+    class CountingTrainer(trainer_cls):
+        tokens_seen = 0
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:
+                missing = [key for key in masks if key not in inputs]
+                if missing:
+                    raise KeyError(f"{trainer_cls.__name__} batch has no {missing} (keys: {sorted(inputs)}); "
+                                   f"count its tokens with other masks")
+                count = sum(inputs[key].sum() for key in masks)
+                self.tokens_seen += int(self.accelerator.gather(count.detach()).sum())
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    CountingTrainer.__name__ = CountingTrainer.__qualname__ = f"Counting{trainer_cls.__name__}"
+    return CountingTrainer
+
+
 def trainer_tokens_seen(trainer) -> int:
+    """Tokens the trainer trained on: a counting_trainer's own count, else Trainer's ``num_input_tokens_seen``."""
+    counted = getattr(trainer, "tokens_seen", None)
+    if counted is not None:
+        return int(counted)
     return int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
+
+
+def without_bos(tokenizer):
+    """A copy of ``tokenizer`` without a BOS token, for the experimental CPO-style trainers (trl.experimental.cpo,
+    trl.experimental.orpo): their tokenize_row prepends BOS to every prompt, which our chat template (and so SFT,
+    generation and the other methods) never uses. Give the trainer this copy; save the original."""
+    import copy
+
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.bos_token = None
+    return tokenizer

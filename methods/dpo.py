@@ -50,7 +50,7 @@ def train_dpo(method: str, block: dict, *, policy: Path, reference: Path, prefs:
                        metrics={"train_log": trainer.state.log_history})
 
 
-@register_method("dpo", family="paired", data=("prefs",), needs_reference_model=True)
+@register_method("dpo", family="paired", data=("prefs",), needs_reference_model=True, config_class="trl:DPOConfig")
 def train(ctx: TrainContext) -> TrainResult:
     return train_dpo(ctx.method, ctx.block, policy=ctx.policy, reference=ctx.reference, prefs=ctx.data["prefs"],
                      out_dir=ctx.out_dir, seed=ctx.seed)

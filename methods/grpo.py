@@ -63,7 +63,7 @@ def reward_functions(reward: dict, reward_model_dir) -> tuple[list, list[float]]
 
 
 @register_method("grpo", family="online", data=("online_prompts",), needs_reference_model=True,
-                 needs_reward_model=True, needs_generation=True)
+                 needs_reward_model=True, needs_generation=True, config_class="trl:GRPOConfig")
 def train(ctx: TrainContext) -> TrainResult:
     from trl import GRPOConfig, GRPOTrainer
 

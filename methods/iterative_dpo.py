@@ -195,7 +195,7 @@ def finalize_stage(method: str, block: dict, *, seed: int, sft: Path, reward_mod
 
 
 @register_method("iterative_dpo", family="iterative", data=("online_prompts",), needs_reference_model=True,
-                 needs_reward_model=True, needs_generation=True)
+                 needs_reward_model=True, needs_generation=True, config_class="trl:DPOConfig")
 def train(ctx: TrainContext) -> TrainResult:
     """Every iteration in one process (iteration files under out_dir/iter{t} and out_dir/iterative/iter{t})."""
     from methods.common import load_policy

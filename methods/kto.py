@@ -2,6 +2,8 @@
 
 Data: results/<study>/data/kto.jsonl (prompt/completion/label), the offline pairs unpaired (chosen -> desirable).
 `trainer.desirable_weight` / `trainer.undesirable_weight` weight the two halves of the loss (config, not code).
+Tokens seen: the non-padding tokens of the trained completions (methods.common.counting_trainer; Trainer's own count
+includes padding).
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 from methods.registry import TrainContext, TrainResult, register_method
 
 
-@register_method("kto", family="unpaired", data=("kto",), needs_reference_model=True)
+@register_method("kto", family="unpaired", data=("kto",), needs_reference_model=True, config_class="trl:KTOConfig")
 def train(ctx: TrainContext) -> TrainResult:
     from trl import KTOConfig, KTOTrainer
 
-    from methods.common import (device_plan, load_dataset_file, load_policy, train_resuming, trainer_tokens_seen,
-                                trl_config)
+    from methods.common import (UNPAIRED_MASKS, counting_trainer, device_plan, load_dataset_file, load_policy,
+                                train_resuming, trainer_tokens_seen, trl_config)
 
     model, tokenizer = load_policy(ctx.policy)
     reference, _ = load_policy(ctx.reference)
@@ -22,7 +24,8 @@ def train(ctx: TrainContext) -> TrainResult:
     args = trl_config(KTOConfig, ctx.block["trainer"], plan=plan, out_dir=ctx.out_dir, seed=ctx.seed,
                       where=f"methods.{ctx.method}.trainer")
     rows = load_dataset_file(ctx.data["kto"], "kto_row").select_columns(["prompt", "completion", "label"])
-    trainer = KTOTrainer(model=model, ref_model=reference, args=args, train_dataset=rows, processing_class=tokenizer)
+    trainer = counting_trainer(KTOTrainer, UNPAIRED_MASKS)(model=model, ref_model=reference, args=args,
+                                                           train_dataset=rows, processing_class=tokenizer)
     train_resuming(trainer)
     return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan,
                        metrics={"train_log": trainer.state.log_history})

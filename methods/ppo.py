@@ -47,7 +47,8 @@ def ppo_config(trainer: dict, *, plan: dict, out_dir, seed: int, where: str):
 
 
 @register_method("ppo", family="online", data=("online_prompts",), needs_reference_model=True,
-                 needs_reward_model=True, needs_generation=True)
+                 needs_reward_model=True, needs_generation=True, config_class="methods.ppo_trainer:PPOConfig",
+                 extra_trainer_keys=tuple(sorted(EXTRA_KEYS)))
 def train(ctx: TrainContext) -> TrainResult:
     from methods.common import device_plan, load_dataset_file, load_policy, resume_point
     from methods.ppo_trainer import PPOTrainer

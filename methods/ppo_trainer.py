@@ -651,6 +651,7 @@ class PPOTrainer:
         log_path = os.path.join(cfg.output_dir, self.LOG_FILE)
         if acc.is_main_process:
             os.makedirs(cfg.output_dir, exist_ok=True)
+            open(log_path, "w", encoding="utf-8").close()  # this run's log only, never appended across reruns
         bar = tqdm(
             total=cfg.num_rollout_steps,
             initial=self.global_step,

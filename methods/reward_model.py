@@ -20,14 +20,18 @@ log = get_logger("methods.reward_model")
 
 def train_reward_model(block: dict, *, seed: int, sft: Path, prefs: Path, out_dir: Path) -> dict:
     import torch
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, set_seed
     from trl import RewardConfig, RewardTrainer
 
     from methods.common import (device_plan, load_dataset_file, load_policy, save_checkpoint, train_resuming,
                                 trainer_tokens_seen, trl_config)
 
+    from pipeline.provenance import verify_checkpoint
+
     started = time.time()
+    verify_checkpoint(sft)
     _, tokenizer = load_policy(sft)
+    set_seed(seed)  # the score head is freshly initialised by from_pretrained: seed it, or every run differs
     model = AutoModelForSequenceClassification.from_pretrained(sft, num_labels=1, dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
     plan = device_plan(block, "reward_model")

@@ -33,6 +33,7 @@ def run(method: str, block: dict, *, seed: int, policy: Path, reference: Path, d
         reward_model: Path | None, out_dir: Path) -> dict:
     from methods.common import save_checkpoint
     from methods.registry import TrainContext, get_method
+    from pipeline.provenance import verify_checkpoint
 
     spec = get_method(block.get("module", method))
     missing = [kind for kind in spec.data if kind not in data]
@@ -43,6 +44,8 @@ def run(method: str, block: dict, *, seed: int, policy: Path, reference: Path, d
     for path in [*data.values(), policy, reference, *([reward_model] if reward_model else [])]:
         if not path.exists():
             raise InputError(f"method {method!r}: input {path} does not exist")
+    for checkpoint in dict.fromkeys([policy, reference, *([reward_model] if reward_model else [])]):
+        verify_checkpoint(checkpoint)  # a corrupt or half-written parent stops here, before hours of training
     started = time.time()
     ctx = TrainContext(method, block, policy, reference, {k: data[k] for k in spec.data}, reward_model, out_dir, seed)
     log.info("training %s (module %s) from %s", method, spec.name, policy)

@@ -4,10 +4,18 @@ cross-references a schema cannot see. Every error names the config key and what 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Callable, Iterable
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlparse
 
-from pipeline.io import InputError, _validator
+import yaml
+
+from pipeline.io import InputError, _decode, _validator
+
+OPENAI_HOST = "api.openai.com"
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
 
 class ConfigError(InputError):
@@ -22,6 +30,9 @@ def check_config(config: dict[str, Any], source: str = "config",
                  plugin_checks: Iterable[Callable[[dict, str], None]] = ()) -> None:
     """The schema, then cross-references, then ``plugin_checks(config, source)`` of the layers above (the method
     registry's block checks): pipeline/ is the ground floor and imports neither methods/ nor evals/."""
+    bad = non_finite_key(config)
+    if bad is not None:
+        raise ConfigError(f"{source}: key {bad}: NaN or infinity; expected a finite number")
     errors = sorted(_validator("config").iter_errors(config), key=lambda e: list(e.path))
     if errors:
         # oneOf/if-then errors carry the precise sub-error in .context; report the deepest one.
@@ -50,10 +61,76 @@ def _check_references(config: dict, source: str) -> None:
             if "data" in task and task["data"] not in HUB_OUTPUTS:
                 raise ConfigError(f"{source}: key evals.academic.tasks.{i}.data: {task['data']!r} is a micro-world "
                                   f"file; real studies run lm-eval's own tasks (no `data`)")
+    for name, block in config["judges"].items():
+        if block["kind"] == "http":
+            _check_endpoint(name, block, source)
     for suite, block in config["evals"].items():
         if "judge" in block and block["judge"] not in config["judges"]:  # harness suites (academic) have no judge
             raise ConfigError(f"{source}: key evals.{suite}.judge: {block['judge']!r} is not a key of judges "
                               f"({sorted(config['judges'])})")
+
+
+def _check_endpoint(name: str, block: dict, source: str) -> None:
+    """A key is sent only over https (or to loopback), and only the OpenAI endpoint may default to the OpenAI key."""
+    url = block["base_url"]
+    if urlparse(url).scheme != "https" and not is_loopback_url(url):
+        raise ConfigError(f"{source}: key judges.{name}.base_url: {url!r} is plain http and not loopback; expected "
+                          f"https (the API key would travel in clear text)")
+    if "api_key_env" not in block and urlparse(url).hostname != OPENAI_HOST and not is_loopback_url(url):
+        raise ConfigError(f"{source}: key judges.{name}.api_key_env: required for {url!r} (only {OPENAI_HOST} "
+                          f"defaults to {DEFAULT_API_KEY_ENV}; name the variable holding this endpoint's key)")
+
+
+def non_finite_key(obj: Any, path: tuple = ()) -> str | None:
+    """The dotted key of the first NaN or infinite number (YAML's ``.nan``/``.inf``), else None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return _key(path)
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in items:
+        found = non_finite_key(value, (*path, key))
+        if found:
+            return found
+    return None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.safe_load refusing a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, yaml.Mark] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise ConfigError(f"{key_node.start_mark.name}: line {key_node.start_mark.line + 1}: key {key!r} "
+                              f"given twice in one mapping (first on line {seen[key].line + 1}); expected each key once")
+        seen[key] = key_node.start_mark
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_config_file(path: str | Path) -> dict:
+    """A config YAML, refusing duplicate keys (one line naming the file, the line and the key)."""
+    path = Path(path)
+    loader = _StrictLoader(_decode(path.read_bytes(), str(path)))
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    finally:
+        loader.dispose()
+
+
+def check_api_keys(config: dict, environ: Mapping[str, str] = os.environ) -> None:
+    """Every API-key variable the HTTP judges read is set and not empty (Snakemake's ``envvars:`` checks only that
+    it is set)."""
+    for name in api_key_variables(config):
+        if not environ.get(name, "").strip():
+            raise ConfigError(f"environment variable {name} (judges' api_key_env) is "
+                              f"{'empty' if name in environ else 'not set'}; expected the API key")
 
 
 def models(config: dict) -> list[str]:
@@ -64,7 +141,7 @@ def models(config: dict) -> list[str]:
 def api_key_variables(config: dict) -> list[str]:
     """Environment variables the HTTP judges read their keys from (loopback endpoints need none): Snakemake's
     ``envvars:`` checks them before any job runs and passes them to cluster jobs."""
-    return sorted({judge.get("api_key_env", "OPENAI_API_KEY") for judge in config["judges"].values()
+    return sorted({judge.get("api_key_env", DEFAULT_API_KEY_ENV) for judge in config["judges"].values()
                    if judge["kind"] == "http" and not is_loopback_url(judge["base_url"])})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from functools import lru_cache
@@ -18,10 +19,19 @@ class InputError(ValueError):
     """Bad input: the message names the file (and row or key) and what was expected."""
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_text(path: Path, text: str) -> None:
+    """Write through a hidden temporary file and rename it into place, with the mode an ``open()`` would give
+    (0666 minus the umask; mkstemp alone gives 0600, unreadable to the group on a shared cluster)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -32,10 +42,30 @@ def write_text(path: Path, text: str) -> None:
         raise
 
 
+def _dumps(obj: Any, where: str, **kwargs) -> str:
+    """json.dumps that refuses NaN and Infinity (bare ``NaN`` is not JSON), naming the file and the field."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError:
+        raise InputError(f"{where}: field {_non_finite(obj) or '?'!r}: NaN or Infinity cannot be written as JSON "
+                         f"(expected a finite number or null)") from None
+
+
+def _non_finite(obj: Any, path: str = "") -> str | None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return path or "(top level)"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        found = _non_finite(value, f"{path}/{key}" if path else str(key))
+        if found:
+            return found
+    return None
+
+
 def write_json(path: str | Path, obj: Any, schema: str | None = None) -> None:
     if schema:
         validate(obj, schema, f"{path}")
-    write_text(Path(path), json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    write_text(Path(path), _dumps(obj, str(path), indent=2, sort_keys=False) + "\n")
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict], schema: str | None = None) -> None:
@@ -43,17 +73,36 @@ def write_jsonl(path: str | Path, rows: Iterable[dict], schema: str | None = Non
     if schema:
         for i, row in enumerate(rows, start=1):
             validate(row, schema, f"{path}, row {i}")
-    write_text(Path(path), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_text(Path(path), "".join(_dumps(r, f"{path}, row {i}", ensure_ascii=False) + "\n"
+                                   for i, r in enumerate(rows, start=1)))
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON (expected a finite number or null)")
+
+
+def _loads(text: str, where: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{where}: not valid JSON ({err.msg}, line {err.lineno} column {err.colno})") from None
+    except ValueError as err:
+        raise InputError(f"{where}: {err}") from None
+
+
+def _decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{where}: not UTF-8 (byte {data[err.start]:#04x} at offset {err.start}); expected UTF-8 "
+                         f"text") from None
 
 
 def read_json(path: str | Path, schema: str | None = None) -> Any:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not valid JSON ({err})") from None
+    obj = _loads(_decode(path.read_bytes(), str(path)), str(path))
     if schema:
         validate(obj, schema, str(path))
     return obj
@@ -64,14 +113,12 @@ def read_jsonl(path: str | Path, schema: str | None = None) -> list[dict]:
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for i, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for i, raw in enumerate(handle, start=1):
+            line = _decode(raw, f"{path}, row {i}")
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{path}, row {i}: not valid JSON ({err.msg}, column {err.colno})") from None
+            row = _loads(line, f"{path}, row {i}")
             if schema:
                 validate(row, schema, f"{path}, row {i}")
             rows.append(row)
@@ -91,11 +138,17 @@ def _validator(schema: str):
     import jsonschema
     from referencing import Registry, Resource
 
+    # JSON has no NaN/Infinity: a schema's `number` is a finite one (Python's json would let float('nan') through).
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "number", lambda _, value: jsonschema.Draft202012Validator.TYPE_CHECKER.is_type(value, "number")
+        and not (isinstance(value, float) and not math.isfinite(value)))
+    validator_class = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
+
     # Schemas refer to each other by file name (e.g. ``$ref: message.schema.yaml``).
     registry = Registry().with_resources(
         (path.name, Resource.from_contents(yaml.safe_load(path.read_text()))) for path in SCHEMA_DIR.glob("*.yaml")
     )
-    return jsonschema.Draft202012Validator(load_schema(schema), registry=registry)
+    return validator_class(load_schema(schema), registry=registry)
 
 
 def validate(obj: Any, schema: str, where: str) -> None:

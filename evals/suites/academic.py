@@ -51,16 +51,19 @@ class Academic(HarnessSuite):
         for task in settings["tasks"]:
             task = {k: v for k, v in task.items() if k not in OWN_KEYS}
             if "data" in task:
-                task["data"] = str(need(data, task["data"], self.name))
+                task["data"] = str(Path(need(data, task["data"], self.name)).resolve())
             tasks.append(task)
         return tasks
 
     def run(self, backend: Any, out_dir: Path, data: Mapping[str, Path], model: str,
             settings: Mapping[str, Any], seed: int) -> None:
-        backend.run_academic(self.lm_eval_tasks(data, settings), out_dir, model_name=model,
-                             batch_size=settings.get("batch_size", 16), limit=settings.get("limit"),
-                             random_seed=seed,
-                             confirm_run_unsafe_code=settings.get("confirm_run_unsafe_code", False))
+        from pipeline.hub_data import mirror_workdir
+
+        tasks, out_dir = self.lm_eval_tasks(data, settings), Path(out_dir).resolve()
+        with mirror_workdir():  # offline clusters and the rehearsal: lm-eval's datasets from the local hub mirror
+            backend.run_academic(tasks, out_dir, model_name=model, batch_size=settings.get("batch_size", 16),
+                                 limit=settings.get("limit"), random_seed=seed,
+                                 confirm_run_unsafe_code=settings.get("confirm_run_unsafe_code", False))
 
     def score(self, model: str, generations: Path, judgments: Path | None, data: Mapping[str, Path],
               settings: Mapping[str, Any], world: Mapping[str, Any] | None) -> dict:

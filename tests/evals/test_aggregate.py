@@ -68,7 +68,7 @@ def test_methods_table_cells_come_from_the_files(tmp_path):
     titles = [c for c in table.columns if not c.endswith((" SE", " CI low", " CI high"))]
     assert titles == ["Model", "Method", "Gold accuracy (%)", "Gold reward", "AlpacaEval WR (%)", "AlpacaEval LC (%)",
                       "MT-Bench T1", "MT-Bench T2", "MT-Bench", "Arena-Hard (%)", "Arena-Hard SC (%)", "GSM-8K",
-                      "Choice (%)", "Mean length (chars)", "Train wall time (s)", "Tokens seen", "Checkpoint", "Parent"]
+                      "Choice (%)", "Mean length (chars)", "Tokens seen", "Checkpoint", "Parent"]
     dpo = table.set_index("Model").loc["dpo"]
     assert dpo["AlpacaEval LC (%)"] == 21.0 and dpo["AlpacaEval LC (%) SE"] == 2.0
     assert (dpo["Arena-Hard (%)"], dpo["Arena-Hard (%) CI low"], dpo["Arena-Hard (%) CI high"]) == (22.0, 20.0, 25.0)
@@ -124,3 +124,19 @@ def test_unknown_published_table_is_a_clear_error(tmp_path):
     write_study(tmp_path)
     with pytest.raises(InputError, match=r"evals.mt_bench.published: no .*nope.yaml \(published tables: \['rlhf_workflow'\]\)"):
         run(tmp_path, {**EVALS, "mt_bench": {"judge": "oracle", "published": "nope"}})
+
+
+def test_wall_time_lives_apart_so_tables_repeat_byte_for_byte(tmp_path):
+    """Bug guarded: a wall-time column in methods.* makes two runs of the same config give different tables."""
+    write_study(tmp_path)
+    first = {name: (run(tmp_path) / name).read_bytes() for name in ("methods.md", "methods.csv", "methods.json",
+                                                                     "table4.md", "table5.csv")}
+    for model in MODELS:
+        path = tmp_path / "models" / model / "provenance.json"
+        record = json.loads(path.read_text())
+        record["wall_time_s"] += 99.0
+        write_json(path, record, schema="provenance")
+    tables = run(tmp_path)
+    assert {name: (tables / name).read_bytes() for name in first} == first
+    compute = pd.read_csv(tables / "compute.csv").set_index("Model")
+    assert compute.loc["dpo", "Train wall time (s)"] == 13.5 + 99.0

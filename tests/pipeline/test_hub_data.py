@@ -15,28 +15,13 @@ import yaml
 from pipeline.hub_data import MIRROR_ENV, OUTPUTS, main
 from pipeline.io import InputError, read_json, read_jsonl
 from world.data import OUTPUTS as WORLD_OUTPUTS
+from world.rehearsal_mirror import conversation, write_lines, write_parquet
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((ROOT / "config" / "rlhf_workflow.yaml").read_text())
 SCHEMAS = {"sft": "sft_row", "prefs": "preference_row", "kto": "kto_row", "rm_prefs": "preference_row",
            "online_prompts": "prompt_row", "mt_bench_questions": "mt_bench_question",
            "arena_hard_questions": "arena_hard_question", "arena_hard_baseline": "arena_hard_answer"}
-
-
-def conversation(prompt, answer):
-    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-
-
-def write_parquet(path: Path, rows: list[dict]) -> None:
-    import datasets
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    datasets.Dataset.from_list(rows).to_parquet(str(path))
-
-
-def write_lines(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 @pytest.fixture(scope="module")

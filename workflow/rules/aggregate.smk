@@ -10,6 +10,8 @@ rule aggregate:
         md=f"{R}/tables/methods.md",
         csv=f"{R}/tables/methods.csv",
         json=f"{R}/tables/methods.json",
+        compute=f"{R}/tables/compute.md",
+        compute_csv=f"{R}/tables/compute.csv",
         table4=f"{R}/tables/table4.md",
         table5=f"{R}/tables/table5.md",
         table4_csv=f"{R}/tables/table4.csv",

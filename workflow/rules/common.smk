@@ -2,10 +2,18 @@
 import json
 import sys
 
-from methods.registry import check_method_blocks
-from pipeline.config import api_key_variables, check_config, models
+import os
 
-check_config(config, source="config (after --configfile/--config overrides)", plugin_checks=[check_method_blocks])
+from evals.registry import check_suite_blocks
+from methods.registry import check_method_blocks
+from pipeline.config import api_key_variables, check_api_keys, check_config, load_config_file, models
+from pipeline.hub_data import MIRROR_ENV
+
+for _configfile in workflow.configfiles:  # Snakemake's own YAML loading keeps the last of two equal keys silently
+    load_config_file(_configfile)
+check_config(config, source="config (after --configfile/--config overrides)",
+             plugin_checks=[check_method_blocks, check_suite_blocks])
+check_api_keys(config)
 
 STUDY = config["study"]
 R = f"results/{STUDY}"
@@ -13,6 +21,9 @@ PYTHON = sys.executable  # the interpreter running Snakemake: the project's envi
 MODELS = models(config)
 SUITES = list(config["evals"])
 API_KEY_VARIABLES = api_key_variables(config)  # checked by `envvars:` in the Snakefile, never written anywhere
+if config.get("data", {}).get("mirror") and not os.environ.get(MIRROR_ENV):
+    # The local hub mirror reaches every job (data, base model, lm-eval's datasets) as one environment variable.
+    os.environ[MIRROR_ENV] = os.path.abspath(config["data"]["mirror"])
 
 wildcard_constraints:
     model="|".join(MODELS),

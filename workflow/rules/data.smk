@@ -7,10 +7,11 @@ if "world" in config:
     DATA_BLOCK = config["world"]
     DATA_ARGS = ""  # the world has its own seed
 else:
-    from pipeline.hub_data import OUTPUTS as DATA_FILES
+    from pipeline.hub_data import outputs
 
     DATA_ENTRY = "pipeline.hub_data"
     DATA_BLOCK = config["data"]
+    DATA_FILES = outputs(DATA_BLOCK)
     DATA_ARGS = f"--seed {config['seed']}"  # seeds the optional row shuffles
 
 
