@@ -80,6 +80,13 @@ def train(ctx: TrainContext) -> TrainResult:
         # GRPOTrainer loads its reference from the policy's own path (when beta > 0).
         raise InputError(f"method {ctx.method!r}: GRPO takes its reference from the starting policy; got policy "
                          f"{ctx.policy} and reference {ctx.reference}")
+    if ctx.block["trainer"].get("use_vllm"):
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise InputError(f"config key {where}.trainer.use_vllm: TRL's vLLM modes (colocate and server) need vllm "
+                             f"in the training environment, which keeps it in its own (envs/serve.txt); set it false "
+                             f"(rollouts then use transformers on each rank's GPU)")
     model, tokenizer = load_policy(ctx.policy)
     functions, weights = reward_functions(ctx.block.get("reward", DEFAULT_REWARD), ctx.reward_model)
     plan = device_plan(ctx.block, where)
