@@ -56,8 +56,12 @@ def train(ctx: TrainContext) -> TrainResult:
     from methods.reward_model import RewardScorer
 
     policy, tokenizer = load_policy(ctx.policy)
-    reference, _ = load_policy(ctx.reference)
     plan = device_plan(ctx.block, f"methods.{ctx.method}")
+    reference, _ = load_policy(ctx.reference)
+    if plan["bf16"]:   # frozen, inference only (under bf16 autocast anyway): half the memory of an fp32 copy per rank
+        import torch
+
+        reference.to(torch.bfloat16)
     config = ppo_config(ctx.block["trainer"], plan=plan, out_dir=ctx.out_dir, seed=ctx.seed,
                         where=f"methods.{ctx.method}.trainer")
     # The trainer works on rendered prompt strings; the reward model scores (messages, completion).
@@ -73,4 +77,23 @@ def train(ctx: TrainContext) -> TrainResult:
                    "prompts": len(messages)}
     last = resume_point(Path(config.output_dir), fingerprint, trainer.accelerator, marker=PPOTrainer.STATE_FILE)
     history = trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
-    return TrainResult(trainer.policy, tokenizer, trainer.tokens_seen, plan, metrics={"train_log": history})
+    return TrainResult(saved_policy(trainer, ctx.policy), tokenizer, trainer.tokens_seen, plan,
+                       metrics={"train_log": history})
+
+
+def saved_policy(trainer, start):
+    """The trained policy as save_checkpoint saves it (rank 0). Under FSDP the policy's parameters are shards of the
+    policy-and-value module: gather that module's full state dict (a collective) and load the policy's part into a
+    CPU copy on rank 0. Not run here (FSDP needs GPUs)."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    from methods.common import load_policy
+
+    if not isinstance(trainer.model, FullyShardedDataParallel):
+        return trainer.policy
+    state = trainer.accelerator.get_state_dict(trainer.model)
+    if not trainer.accelerator.is_main_process:
+        return trainer.policy            # not saved: rank 0 writes the checkpoint
+    policy, _ = load_policy(start)
+    policy.load_state_dict({k.removeprefix("policy."): v for k, v in state.items() if k.startswith("policy.")})
+    return policy
