@@ -145,8 +145,6 @@ def save_checkpoint(model, tokenizer, out_dir: Path, *, stage: str, config_block
     Under several processes every rank calls it: a sharded (FSDP) model is gathered to rank 0, rank 0 alone writes,
     the others wait at a barrier and return the provenance rank 0 wrote. Once saved, the trainer's resumable
     checkpoints (trainer_dir) are removed: the job is done."""
-    import shutil
-
     import torch.distributed as dist
 
     from pipeline.provenance import read_provenance
@@ -167,7 +165,7 @@ def save_checkpoint(model, tokenizer, out_dir: Path, *, stage: str, config_block
         compute["device_hours"] = round(wall / 3600 * plan["world_size"], 6)
         write_provenance(out_dir, stage=stage, config_block=config_block, parents=parents, seed=seed,
                          wall_time_s=wall, tokens_seen=tokens_seen, compute=compute, extra=extra)
-        shutil.rmtree(trainer_dir(out_dir), ignore_errors=True)
+        remove_resume_state(out_dir)
     if distributed:
         dist.barrier()
     return read_provenance(out_dir)
@@ -239,10 +237,25 @@ def _checkpoint_hash_of(path: str) -> str | None:
 
 
 def trainer_dir(out_dir: Path) -> Path:
-    """Where a training job keeps its resumable trainer checkpoints: beside the checkpoint folder, not inside it, so
-    they are never hashed as part of the checkpoint and survive Snakemake removing a failed job's outputs."""
-    out_dir = Path(out_dir)
-    return out_dir.parent / f"{out_dir.name}.trainer_state"
+    """Where a training job keeps its trainer's files: resumable checkpoints, logs. Inside the checkpoint folder but
+    left out of its hash (pipeline/provenance.TRAINER_STATE), and not a declared output, so it survives a killed
+    job for the rerun to resume from."""
+    from pipeline.provenance import TRAINER_STATE
+
+    return Path(out_dir) / TRAINER_STATE
+
+
+def remove_resume_state(out_dir: Path) -> None:
+    """Once the checkpoint is saved: the resumable checkpoints (an 8B model's optimizer states are ~64 GB) and the
+    ranks' exchange files are no longer needed; logs stay."""
+    import shutil
+
+    root = trainer_dir(out_dir)
+    for path in root.iterdir() if root.is_dir() else []:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name == "run.json":
+            path.unlink()
 
 
 # ---------------------------------------------------------------------------------------------------------------

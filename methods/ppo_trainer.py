@@ -651,7 +651,10 @@ class PPOTrainer:
         log_path = os.path.join(cfg.output_dir, self.LOG_FILE)
         if acc.is_main_process:
             os.makedirs(cfg.output_dir, exist_ok=True)
-            open(log_path, "w", encoding="utf-8").close()  # this run's log only, never appended across reruns
+            with open(log_path, "w", encoding="utf-8") as f:  # this run's log only, never appended across reruns
+                for row in self.history:                       # (a resumed run's: restored from its checkpoint)
+                    if row["step"] % cfg.logging_steps == 0:
+                        f.write(json.dumps(row) + "\n")
         bar = tqdm(
             total=cfg.num_rollout_steps,
             initial=self.global_step,
