@@ -90,9 +90,11 @@ def apply_chat_template(model, tokenizer, name: str, where: str = "base.chat_tem
 def save_hub_base(block: dict, seed: int, out_dir: Path, mirror: str | None = None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from methods.common import save_checkpoint
+    from methods.common import ranks, save_checkpoint
     from pipeline.hub_data import resolve_repo
 
+    if ranks()[0] != 0:
+        return   # nothing to train: rank 0 loads and saves it; the other launched processes need no copy in memory
     started = time.time()
     source, local = resolve_repo(block["hub_id"], mirror, "base.hub_id")
     revision = None if local else block.get("revision")

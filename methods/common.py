@@ -149,11 +149,11 @@ def save_checkpoint(model, tokenizer, out_dir: Path, *, stage: str, config_block
 
     from pipeline.provenance import read_provenance
 
-    distributed = ranks()[2] > 1
+    distributed = plan["world_size"] > 1   # the processes that trained it (a hub base is saved by rank 0 alone)
     if distributed and not dist.is_initialized():
         from accelerate import PartialState
 
-        PartialState()   # joins the launched processes' group (a stage that trained nothing, e.g. a hub base)
+        PartialState()   # joins the launched processes' group
     state_dict, model = _full_state_dict(model) if distributed else (None, model)
     if ranks()[0] == 0:
         out_dir.mkdir(parents=True, exist_ok=True)

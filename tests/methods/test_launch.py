@@ -140,3 +140,20 @@ def test_ppo_in_two_processes_matches_one(world, sft, reward_model, tmp_path):
         [r["optimizer_steps"] for r in two["metrics"]["train_log"]] == [1, 2]
     assert losses(two, "reward")[0] == pytest.approx(losses(one, "reward")[0], abs=0.5)
     assert losses(two, "kl")[0] == pytest.approx(0.0, abs=1e-4)   # policy = reference at the first rollout
+
+
+def test_hub_base_in_two_processes_is_saved_once_by_rank_0(base, tmp_path):
+    """The base stage of a real study trains nothing: launched with 2 processes (the rehearsal's cpu_processes), rank
+    0 loads and saves the hub model, the other rank returns without loading it (8 GPUs would otherwise hold 8 host
+    copies of an 8B model) and without waiting on a process group rank 0 never joins."""
+    out = tmp_path / "base"
+    args = [sys.executable, "-m", "methods.launch", "--cpu-processes", "2", "--", "methods.base_model",
+            "--config-json", json.dumps({"hub_id": str(base)}), "--seed", "0", "--out-dir", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    assert read_provenance(out)["stage"] == "base"
+    saved, hub = load_file(out / "model.safetensors"), load_file(base / "model.safetensors")
+    assert saved.keys() == hub.keys() and all(saved[k].equal(hub[k]) for k in hub)
