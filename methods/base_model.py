@@ -34,7 +34,8 @@ def build_micro_base(block: dict, seed: int, pretrain_path: Path, sft_path: Path
     from transformers import LlamaConfig, LlamaForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from methods.common import device_plan, load_dataset_file, save_checkpoint, trainer_tokens_seen, trl_config
+    from methods.common import (device_plan, load_dataset_file, save_checkpoint, train_resuming,
+                                trainer_tokens_seen, trl_config)
     from world.tokenizer import train_tokenizer
 
     started = time.time()
@@ -52,7 +53,7 @@ def build_micro_base(block: dict, seed: int, pretrain_path: Path, sft_path: Path
                       out_dir=out_dir, seed=seed, where="base.pretrain.trainer")
     trainer = SFTTrainer(model=model, args=args, train_dataset=load_dataset_file(pretrain_path, "text_row"),
                          processing_class=tokenizer)
-    trainer.train()
+    train_resuming(trainer)
     save_checkpoint(trainer.model, tokenizer, out_dir, stage="base", config_block=block, parents={}, seed=seed,
                     started=started, tokens_seen=trainer_tokens_seen(trainer), plan=plan)
 
@@ -89,9 +90,11 @@ def apply_chat_template(model, tokenizer, name: str, where: str = "base.chat_tem
 def save_hub_base(block: dict, seed: int, out_dir: Path, mirror: str | None = None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from methods.common import save_checkpoint
+    from methods.common import ranks, save_checkpoint
     from pipeline.hub_data import resolve_repo
 
+    if ranks()[0] != 0:
+        return   # nothing to train: rank 0 loads and saves it; the other launched processes need no copy in memory
     started = time.time()
     source, local = resolve_repo(block["hub_id"], mirror, "base.hub_id")
     revision = None if local else block.get("revision")

@@ -82,7 +82,6 @@ def trl_config(config_cls: type, hyperparams: dict, *, plan: dict, out_dir: Path
         "seed": seed,
         "data_seed": seed,
         "report_to": "none",
-        "save_strategy": "no",
         "use_cpu": plan["device"] == "cpu",
         "bf16": plan["bf16"],
         "per_device_train_batch_size": plan["per_device_train_batch_size"],
@@ -90,6 +89,12 @@ def trl_config(config_cls: type, hyperparams: dict, *, plan: dict, out_dir: Path
         "include_num_input_tokens_seen": "non_padding",   # real tokens: the same under any batch split
         "activation_checkpointing": False,   # TRL defaults to on (~20 % slower); configs may turn it on
         "dataloader_num_workers": 0,
+        # Preemption: resumable checkpoints (model, optimizer, scheduler, RNG, data position) every 10 % of the
+        # steps, the newest kept, in trainer_dir(out_dir); train_resuming() continues from it after a kill or a
+        # Slurm timeout. A block's trainer: may set save_steps (an int = every N steps) or save_strategy: "no".
+        "save_strategy": "steps",
+        "save_steps": 0.1,
+        "save_total_limit": 1,
     }
     hyperparams = dict(hyperparams)
     # transformers 5.23 renamed gradient_checkpointing(_kwargs) to activation_checkpointing(_kwargs) and ignores the
@@ -140,17 +145,15 @@ def save_checkpoint(model, tokenizer, out_dir: Path, *, stage: str, config_block
     Under several processes every rank calls it: a sharded (FSDP) model is gathered to rank 0, rank 0 alone writes,
     the others wait at a barrier and return the provenance rank 0 wrote. Once saved, the trainer's resumable
     checkpoints (trainer_dir) are removed: the job is done."""
-    import shutil
-
     import torch.distributed as dist
 
     from pipeline.provenance import read_provenance
 
-    distributed = ranks()[2] > 1
+    distributed = plan["world_size"] > 1   # the processes that trained it (a hub base is saved by rank 0 alone)
     if distributed and not dist.is_initialized():
         from accelerate import PartialState
 
-        PartialState()   # joins the launched processes' group (a stage that trained nothing, e.g. a hub base)
+        PartialState()   # joins the launched processes' group
     state_dict, model = _full_state_dict(model) if distributed else (None, model)
     if ranks()[0] == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -162,7 +165,7 @@ def save_checkpoint(model, tokenizer, out_dir: Path, *, stage: str, config_block
         compute["device_hours"] = round(wall / 3600 * plan["world_size"], 6)
         write_provenance(out_dir, stage=stage, config_block=config_block, parents=parents, seed=seed,
                          wall_time_s=wall, tokens_seen=tokens_seen, compute=compute, extra=extra)
-        shutil.rmtree(trainer_dir(out_dir), ignore_errors=True)
+        remove_resume_state(out_dir)
     if distributed:
         dist.barrier()
     return read_provenance(out_dir)
@@ -183,11 +186,76 @@ def _full_state_dict(model):
     return state, getattr(model, "module", model)
 
 
+def train_resuming(trainer) -> None:
+    """trainer.train(), continuing from the newest complete checkpoint its output_dir (trainer_dir) holds: a job
+    that was killed or timed out resumes at the step it last saved."""
+    fingerprint = {
+        "args": {k: v for k, v in trainer.args.to_dict().items() if k != "logging_dir"},
+        "policy": _checkpoint_hash_of(getattr(trainer.model.config, "_name_or_path", "")),
+        "examples": len(trainer.train_dataset) if trainer.train_dataset is not None else None,
+    }
+    last = resume_point(Path(trainer.args.output_dir), fingerprint, trainer.accelerator)
+    trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
+
+
+def resume_point(root: Path, fingerprint: dict, accelerator, marker: str = "trainer_state.json") -> Path | None:
+    """The checkpoint a (re)started job continues from, or None. `fingerprint` (arguments, starting checkpoint)
+    is recorded in root/run.json: checkpoints of another run are discarded, not resumed."""
+    import json
+    import shutil
+
+    fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+    record = root / "run.json"
+    stale = record.is_file() and json.loads(record.read_text()) != fingerprint
+    last = None if stale else last_checkpoint(root, marker)
+    accelerator.wait_for_everyone()          # every rank has decided before rank 0 changes the folder
+    if accelerator.is_main_process:
+        if stale:
+            log.info("discarding %s: checkpoints of a different run", root)
+            shutil.rmtree(root)
+        root.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(fingerprint, sort_keys=True))
+    accelerator.wait_for_everyone()
+    if last is not None:
+        log.info("resuming from %s (step %d)", last, int(last.name.split("-")[1]))
+    return last
+
+
+def last_checkpoint(root: Path, marker: str = "trainer_state.json") -> Path | None:
+    """The newest checkpoint-<step> folder that was completely written (its `marker` file is written last)."""
+    done = [p for p in Path(root).glob("checkpoint-*") if (p / marker).is_file() and p.name.split("-")[1].isdigit()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def _checkpoint_hash_of(path: str) -> str | None:
+    provenance = Path(path) / "provenance.json"
+    if not path or not provenance.is_file():
+        return None
+    import json
+
+    return json.loads(provenance.read_text()).get("checkpoint_hash")
+
+
 def trainer_dir(out_dir: Path) -> Path:
-    """Where a training job keeps its resumable trainer checkpoints: beside the checkpoint folder, not inside it, so
-    they are never hashed as part of the checkpoint and survive Snakemake removing a failed job's outputs."""
-    out_dir = Path(out_dir)
-    return out_dir.parent / f"{out_dir.name}.trainer_state"
+    """Where a training job keeps its trainer's files: resumable checkpoints, logs. Inside the checkpoint folder but
+    left out of its hash (pipeline/provenance.TRAINER_STATE), and not a declared output, so it survives a killed
+    job for the rerun to resume from."""
+    from pipeline.provenance import TRAINER_STATE
+
+    return Path(out_dir) / TRAINER_STATE
+
+
+def remove_resume_state(out_dir: Path) -> None:
+    """Once the checkpoint is saved: the resumable checkpoints (an 8B model's optimizer states are ~64 GB) and the
+    ranks' exchange files are no longer needed; logs stay."""
+    import shutil
+
+    root = trainer_dir(out_dir)
+    for path in root.iterdir() if root.is_dir() else []:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name == "run.json":
+            path.unlink()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -76,7 +76,8 @@ def reward_functions(reward: dict, reward_model_dir, eos_token_id: int | None = 
 def train(ctx: TrainContext) -> TrainResult:
     from trl import GRPOConfig, GRPOTrainer
 
-    from methods.common import device_plan, load_dataset_file, load_policy, trainer_tokens_seen, trl_config
+    from methods.common import (device_plan, load_dataset_file, load_policy, train_resuming, trainer_tokens_seen,
+                                trl_config)
     from pipeline.io import InputError
 
     where = f"methods.{ctx.method}"
@@ -88,6 +89,13 @@ def train(ctx: TrainContext) -> TrainResult:
         # GRPOTrainer loads its reference from the policy's own path (when beta > 0).
         raise InputError(f"method {ctx.method!r}: GRPO takes its reference from the starting policy; got policy "
                          f"{ctx.policy} and reference {ctx.reference}")
+    if ctx.block["trainer"].get("use_vllm"):
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise InputError(f"config key {where}.trainer.use_vllm: TRL's vLLM modes (colocate and server) need vllm "
+                             f"in the training environment, which keeps it in its own (envs/serve.txt); set it false "
+                             f"(rollouts then use transformers on each rank's GPU)")
     model, tokenizer = load_policy(ctx.policy)
     functions, weights = reward_functions(ctx.block.get("reward", DEFAULT_REWARD), ctx.reward_model,
                                           tokenizer.eos_token_id)
@@ -101,6 +109,6 @@ def train(ctx: TrainContext) -> TrainResult:
         raise InputError(f"{ctx.data['online_prompts']}: columns {missing} missing (needed by {where}.reward)")
     trainer = GRPOTrainer(model=model, reward_funcs=functions, args=args, train_dataset=prompts.select_columns(columns),
                           processing_class=tokenizer)
-    trainer.train()
+    train_resuming(trainer)
     return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan,
                        metrics={"train_log": trainer.state.log_history})

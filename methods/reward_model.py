@@ -24,7 +24,8 @@ def train_reward_model(block: dict, *, seed: int, sft: Path, prefs: Path, out_di
     from transformers import AutoModelForSequenceClassification, set_seed
     from trl import RewardConfig, RewardTrainer
 
-    from methods.common import device_plan, load_dataset_file, load_policy, save_checkpoint, trainer_tokens_seen, trl_config
+    from methods.common import (device_plan, load_dataset_file, load_policy, save_checkpoint, train_resuming,
+                                trainer_tokens_seen, trl_config)
 
     from pipeline.provenance import verify_checkpoint
 
@@ -50,7 +51,7 @@ def train_reward_model(block: dict, *, seed: int, sft: Path, prefs: Path, out_di
                       where="reward_model.trainer")
     trainer = RewardTrainer(model=model, args=args, train_dataset=load_dataset_file(prefs, "preference_row"),
                             processing_class=tokenizer)
-    trainer.train()
+    train_resuming(trainer)
     return save_checkpoint(trainer.model, tokenizer, out_dir, stage="reward_model", config_block=block,
                            parents={"policy": sft} if not init else {}, seed=seed, started=started,
                            tokens_seen=trainer_tokens_seen(trainer), plan=plan,

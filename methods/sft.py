@@ -12,7 +12,8 @@ from methods.registry import TrainContext, TrainResult, register_method
 def train(ctx: TrainContext) -> TrainResult:
     from trl import SFTConfig, SFTTrainer
 
-    from methods.common import device_plan, load_dataset_file, load_policy, trainer_tokens_seen, trl_config
+    from methods.common import (device_plan, load_dataset_file, load_policy, train_resuming, trainer_tokens_seen,
+                                trl_config)
     from pipeline.io import InputError
 
     model, tokenizer = load_policy(ctx.policy)
@@ -24,6 +25,6 @@ def train(ctx: TrainContext) -> TrainResult:
                       out_dir=ctx.out_dir, seed=ctx.seed, where=f"{ctx.method}.trainer")
     trainer = SFTTrainer(model=model, args=args, train_dataset=load_dataset_file(ctx.data["sft"], "sft_row"),
                          processing_class=tokenizer)
-    trainer.train()
+    train_resuming(trainer)
     return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan,
                        metrics={"train_log": trainer.state.log_history})
