@@ -22,7 +22,7 @@ def train(ctx: TrainContext) -> TrainResult:
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
     from methods.common import (PAIRED_MASKS, counting_trainer, device_plan, load_dataset_file, load_policy,
-                                trainer_tokens_seen, trl_config, without_bos)
+                                train_resuming, trainer_tokens_seen, trl_config, without_bos)
 
     model, tokenizer = load_policy(ctx.policy)
     plan = device_plan(ctx.block, f"methods.{ctx.method}")
@@ -31,6 +31,6 @@ def train(ctx: TrainContext) -> TrainResult:
     pairs = load_dataset_file(ctx.data["prefs"], "preference_row").select_columns(["prompt", "chosen", "rejected"])
     trainer = counting_trainer(ORPOTrainer, PAIRED_MASKS)(model=model, args=args, train_dataset=pairs,
                                                           processing_class=without_bos(tokenizer))
-    trainer.train()
+    train_resuming(trainer)
     return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan,
                        metrics={"train_log": trainer.state.log_history})
