@@ -1,6 +1,6 @@
-"""The rehearsal of the real study: config/rlhf_workflow.yaml + config/rehearsal.yaml (sizes and locations only) run
-end to end through the real Snakemake on CPU, reading a local hub mirror (world/rehearsal_mirror.py) and judged over
-HTTP by the loopback oracle server (evals/judges/oracle_server.py). Guards against the real-study path breaking
+"""The rehearsal of the real study: config/rlhf_workflow.yaml + config/overlays/rehearsal.yaml (sizes and locations
+only) run end to end through the real Snakemake on CPU, reading a local hub mirror (world/rehearsal_mirror.py) and
+judged over HTTP by the loopback oracle server (evals/judges/oracle_server.py). Guards against the real-study path breaking
 where the micro world never goes: hub formats, a base tokenizer without a chat template, the hub base model, HTTP
 judges, lm-eval's own tasks, the paper-shaped tables, and repeated (paid) judge calls."""
 
@@ -26,7 +26,7 @@ from world.rehearsal_mirror import build_mirror
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = "pytest_rehearsal"
-CONFIGS = ["config/rlhf_workflow.yaml", "config/rehearsal.yaml"]
+CONFIGS = ["config/rlhf_workflow.yaml", "config/overlays/rehearsal.yaml"]
 # How Snakemake runs the jobs: the local executor here; the Slurm profile on the local Slurm is
 # ["--profile", "profiles/slurm"] (with launch.cpu_processes 2 in the overlay for 2-process training).
 EXECUTOR_ARGS = ["--cores", "2"]
@@ -37,6 +37,45 @@ def oracle_settings() -> dict:
     """The micro world's oracle judge as config/smoke.yaml sets it, with the world's gold reward."""
     judge = {k: v for k, v in SMOKE["judges"]["oracle"].items() if k != "kind"}
     return {**judge, "gold_reward": SMOKE["world"]["gold_reward"]}
+
+
+# The overlay may set only these keys (sizes, locations, CPU backends): anything else would rehearse another study.
+OVERLAY_KEYS = {"study", "mirror", "rows", "effective_batch_size", "per_device_train_batch_size", "max_steps",
+                "max_length", "logging_steps", "num_rollout_steps", "max_new_tokens", "num_generations",
+                "max_completion_length", "use_vllm", "iterations", "samples_per_prompt", "batch_size", "backend",
+                "base_url", "lc_bootstrap", "lc_cv_splits", "bootstrap_rounds", "limit", "tasks"}
+
+
+def merged_config(paths=CONFIGS) -> dict:
+    """The configfiles deep-merged as Snakemake merges them (snakemake.utils.update_config)."""
+    from snakemake.utils import update_config
+
+    config: dict = {}
+    for path in paths:
+        update_config(config, yaml.safe_load((ROOT / path).read_text()))
+    return config
+
+
+def leaf_keys(block, prefix=()):
+    for key, value in block.items():
+        if isinstance(value, dict):
+            yield from leaf_keys(value, prefix + (key,))
+        else:
+            yield prefix + (key,)
+
+
+def test_overlay_overrides_only_sizes_and_locations_and_the_result_validates():
+    from methods.registry import check_method_blocks
+    from pipeline.config import check_config
+
+    overlay = yaml.safe_load((ROOT / CONFIGS[1]).read_text())
+    assert {path[-1] for path in leaf_keys(overlay)} <= OVERLAY_KEYS
+    real, config = merged_config(CONFIGS[:1]), merged_config()
+    check_config(config, "rehearsal", plugin_checks=[check_method_blocks])
+    assert config["methods"].keys() == real["methods"].keys() and config["base"] == real["base"]
+    assert config["methods"]["dpo"]["trainer"]["learning_rate"] == real["methods"]["dpo"]["trainer"]["learning_rate"]
+    academic = {t["name"] for t in config["evals"]["academic"]["tasks"]}
+    assert academic < {t["name"] for t in real["evals"]["academic"]["tasks"]}  # a subset of the study's own tasks
 
 
 def snakemake(*args, env):
@@ -73,11 +112,7 @@ def rehearsal(tmp_path_factory):
 
 def test_table4_numbers_trace_to_score_files(rehearsal):
     results = rehearsal["results"]
-    config = {}
-    for path in CONFIGS:  # Snakemake's deep merge, for the suites' settings
-        from snakemake.utils import update_config
-
-        update_config(config, yaml.safe_load((ROOT / path).read_text()))
+    config = merged_config()
     sources = {column.paper["table4"]: (suite, column.key) for suite in ("alpaca_eval", "mt_bench", "arena_hard")
                for column in get_suite(suite).columns(config["evals"][suite]) if "table4" in (column.paper or {})}
     table = pd.read_csv(results / "tables" / "table4.csv")
