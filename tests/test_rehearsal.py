@@ -151,4 +151,4 @@ def test_real_path_ran_on_the_mirror(rehearsal):
     assert base.get("eos_token") == "<|eot_id|>"  # the Llama-3 chat template was applied to the template-less base
     academic = read_json(results / "scores" / "sft" / "academic.json")
     assert set(academic["metrics"]) == {"gsm8k", "truthfulqa_mc2", "arc_challenge"}  # lm-eval's own tasks
-    assert all(m["n"] == 2 for m in academic["metrics"].values())
+    assert all(m["n"] == 1 for m in academic["metrics"].values())
