@@ -34,7 +34,10 @@ def train_reward_model(block: dict, *, seed: int, sft: Path, prefs: Path, out_di
     if init:   # a hub model (or a local folder) instead of our SFT checkpoint, with its own tokenizer
         from transformers import AutoTokenizer
 
-        source, revision = init["hub_id"], init.get("revision")
+        from pipeline.hub_data import resolve_repo
+
+        source, local = resolve_repo(init["hub_id"], None, "reward_model.init.hub_id")   # the mirror, when one is set
+        revision = None if local else init.get("revision")
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token

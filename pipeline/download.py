@@ -5,10 +5,10 @@ HF_HOME, HF_HUB_OFFLINE=1 and HF_DATASETS_OFFLINE=1 for them).
     python -m pipeline.download --config-json '{"data": ..., "base": ..., "evals": ...}' --cache ~/.cache/huggingface \\
         [--mirror /path/to/root] --out results/<study>/download.json
 
-- models (`base.hub_id`): huggingface_hub.snapshot_download into the hub cache (<cache>/hub), where
-  `from_pretrained(hub_id)` finds them offline;
-- the datasets of `data:` (SFT, preferences, prompts, and the AlpacaEval, MT-Bench and Arena-Hard files): snapshot
-  into <cache>/MIRROR_DIR/<owner>/<name>, the local mirror layout the data stage (pipeline/hub_data.py) reads;
+- models (`base.hub_id`, `reward_model.init.hub_id`), the datasets of `data:` (SFT, preferences, prompts, and the
+  AlpacaEval, MT-Bench and Arena-Hard files) and its single `repo`/`file` entries: into
+  <cache>/MIRROR_DIR/<owner>/<name>, the local mirror layout every compute job reads through
+  pipeline.hub_data.resolve_repo / fetch_file (download.smk points ALIGNMENT_BENCH_HUB_MIRROR there);
 - lm-eval's standard tasks of `evals.academic`: loaded once through lm-eval's own task loading (datasets.load_dataset),
   which fills the datasets cache (<cache>/datasets) that lm-eval falls back to offline.
 
@@ -20,14 +20,13 @@ served from a mirror (lm-eval reads them by hub id): in mirror mode they are lis
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
 from pipeline.cli import entry_point
-from pipeline.io import InputError, write_json, write_text
+from pipeline.io import InputError, write_json
 from pipeline.logs import get_logger
 
 log = get_logger("pipeline.download")
@@ -37,12 +36,19 @@ MODEL_IGNORE = ["original/*", "*.pth", "*.pt", "*.msgpack", "*.h5", "*.onnx", "*
 
 
 def models(config: dict) -> list[dict]:
-    """Hub models of the study: the base model (a local folder is not downloaded)."""
-    base = config.get("base", {})
-    hub_id = base.get("hub_id")
-    if not hub_id or Path(hub_id).is_dir():
-        return []
-    return [{"repo": hub_id, "revision": base.get("revision")}]
+    """Hub models of the study: the base model and the reward model's starting model (local folders are not
+    downloaded)."""
+    blocks = [config.get("base", {}), config.get("reward_model", {}).get("init") or {}]
+    return [{"repo": b["hub_id"], "revision": b.get("revision")} for b in blocks
+            if b.get("hub_id") and not Path(b["hub_id"]).is_dir()]
+
+
+def files(config: dict) -> list[dict]:
+    """Single hub files named in `data:` by ``repo``/``file`` (AlpacaEval's df_gamed.csv, FastChat's MT-Bench
+    reference answers): hf_hub_download puts them in the hub cache, where the data stage finds them offline."""
+    return [{"kind": kind, "repo": s["repo"], "file": s["file"], "repo_type": s.get("repo_type", "dataset"),
+             "revision": s.get("revision")} for kind, s in config.get("data", {}).items()
+            if isinstance(s, dict) and "repo" in s and "file" in s]
 
 
 def datasets(config: dict) -> list[dict]:
@@ -71,13 +77,32 @@ def lm_eval_tasks(config: dict) -> list[str]:
 
 
 def fetch_model(entry: dict, cache: Path, mirror: Path | None) -> str:
+    """A model repository into the cache's mirror folder, where pipeline.hub_data.resolve_repo finds it for the base
+    model and the reward model's start, as the data stage finds the datasets."""
+    target = cache / MIRROR_DIR / entry["repo"]
     if mirror is None:
         from huggingface_hub import snapshot_download
 
-        return snapshot_download(entry["repo"], revision=entry["revision"], cache_dir=cache / "hub",
+        return snapshot_download(entry["repo"], revision=entry["revision"], local_dir=target,
                                  ignore_patterns=MODEL_IGNORE)
-    return install_in_hub_cache(mirror_folder(mirror, entry["repo"]), cache / "hub", entry["repo"],
-                                entry["revision"])
+    shutil.copytree(mirror_folder(mirror, entry["repo"]), target, dirs_exist_ok=True)
+    return str(target)
+
+
+def fetch_file(entry: dict, cache: Path, mirror: Path | None) -> str:
+    """One file of a hub repository into the cache's mirror folder (``<repo>/<file>``, as hub_data.fetch_file reads)."""
+    target = cache / MIRROR_DIR / entry["repo"]
+    if mirror is None:
+        from huggingface_hub import hf_hub_download
+
+        return hf_hub_download(entry["repo"], entry["file"], repo_type=entry["repo_type"], revision=entry["revision"],
+                               local_dir=target)
+    source = mirror_folder(mirror, entry["repo"]) / entry["file"]
+    if not source.is_file():
+        raise InputError(f"--mirror {mirror}: no file {source} for config key data.{entry['kind']}")
+    (target / entry["file"]).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target / entry["file"])
+    return str(target / entry["file"])
 
 
 def fetch_dataset(entry: dict, cache: Path, mirror: Path | None) -> str:
@@ -113,27 +138,18 @@ def mirror_folder(mirror: Path, repo: str) -> Path:
     return folder
 
 
-def install_in_hub_cache(folder: Path, hub_cache: Path, repo: str, revision: str | None) -> str:
-    """A copy of a model folder laid out as huggingface_hub's cache (models--owner--name/snapshots/<commit>,
-    refs/<revision>), so that `from_pretrained(repo)` finds it with HF_HUB_OFFLINE=1."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    commit = hashlib.sha1("".join(f"{p.relative_to(folder)}:{p.stat().st_size}" for p in files).encode()).hexdigest()
-    root = hub_cache / f"models--{repo.replace('/', '--')}"
-    snapshot = root / "snapshots" / commit
-    shutil.copytree(folder, snapshot, dirs_exist_ok=True)
-    write_text(root / "refs" / (revision or "main"), commit)
-    return str(snapshot)
-
-
 def download(config: dict, cache: Path, mirror: Path | None) -> dict:
     manifest = {"cache": str(cache), "mirror": str(mirror) if mirror else None, "models": [], "datasets": [],
-                "lm_eval_tasks": []}
+                "files": [], "lm_eval_tasks": []}
     for entry in models(config):
         manifest["models"].append({**entry, "path": fetch_model(entry, cache, mirror)})
         log.info("model %s -> %s", entry["repo"], manifest["models"][-1]["path"])
     for entry in datasets(config):
         manifest["datasets"].append({**entry, "path": fetch_dataset(entry, cache, mirror)})
         log.info("dataset %s (%s) -> %s", entry["repo"], ", ".join(entry["kinds"]), manifest["datasets"][-1]["path"])
+    for entry in files(config):
+        manifest["files"].append({**entry, "path": fetch_file(entry, cache, mirror)})
+        log.info("file %s of %s (%s) -> %s", entry["file"], entry["repo"], entry["kind"], manifest["files"][-1]["path"])
     tasks = lm_eval_tasks(config)
     if tasks and mirror is not None:
         log.warning("lm-eval tasks %s not fetched: lm-eval reads their datasets by hub id, not from a mirror", tasks)

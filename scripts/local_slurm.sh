@@ -17,7 +17,8 @@ start)
   if ! munge -n >/dev/null 2>&1; then   # no munged answering: started here, stopped by `stop`
     su -s /bin/sh munge -c /usr/sbin/munged && cp /run/munge/munged.pid "$STATE/munged.pid"
   fi
-  host=$(hostname -s); cpus=$(nproc); mem=$(( $(free -m | awk '/^Mem:/{print $2}') - 1024 ))
+  # nproc --all: plain nproc honours OMP_NUM_THREADS, and a node of 1 CPU cannot run a 2-process job
+  host=$(hostname -s); cpus=$(nproc --all); mem=$(( $(free -m | awk '/^Mem:/{print $2}') - 1024 ))
   cat > /etc/slurm/slurm.conf <<CONF
 ClusterName=local
 SlurmctldHost=$host

@@ -29,13 +29,17 @@ from pipeline.formats import assistant, user
 from pipeline.io import write_jsonl, write_text
 from pipeline.logs import get_logger
 from world.data import arena_hard_baseline, baseline_outputs, generate_items, labelled_pairs, mt_bench_questions, \
-    sft_rows
+    mt_bench_reference, sft_rows
 from world.tasks import ANSWER_PREFIX, Item
-from world.truth import GoldReward, sample_style, synthesize
+from world.truth import BiasedPreference, GoldReward, sample_style, synthesize
 
 log = get_logger("world.rehearsal_mirror")
 
 BASE_MODEL = "meta-llama/Meta-Llama-3-8B"
+INSTRUCT_MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"   # the report's reward-model start (reward_model.init)
+ITERATION_PROMPTS = "RLHFlow/iterative-prompt-v1-iter{t}-20K"   # the report's per-iteration prompt sets
+ITERATIONS = 3
+GAMED_MODELS = ("gamed_verbose", "gamed_concise")          # df_gamed.csv's rows: the baseline made longer / shorter
 GOLD_ITEMS = "gold_items.jsonl"
 # Items per split: a rehearsal checks the real path, not learning (the overlay takes these rows, or fewer).
 SPLITS = {"sft": 64, "prefs": 32, "reward_model": 32, "online": 16, "alpaca_eval": 8, "arena_hard": 6,
@@ -91,9 +95,16 @@ def write_datasets(root: Path, splits: dict[str, list[Item]], world: dict, seed:
     write_parquet(root / "RLHFlow/prompt-collection-v0.1/data/train-00000-of-00001.parquet", [
         {"dataset": "micro_world", "context": it.instruction, "context_messages": user(it.instruction),
          "id": it.item_id} for it in splits["online"]])
+    online = splits["online"]
+    for t in range(1, ITERATIONS + 1):   # disjoint thirds of the online prompts, as the report's three 20K sets
+        write_parquet(root / ITERATION_PROMPTS.format(t=t) / "data/train-00000-of-00001.parquet", [
+            {"context_messages": user(it.instruction), "id": it.item_id} for it in online[t - 1::ITERATIONS]])
     baseline = [dict(r, generator="gpt4_1106_preview", dataset="helpful_base")
                 for r in baseline_outputs(splits["alpaca_eval"], world, rng)]
     write_text(root / "tatsu-lab/alpaca_eval/alpaca_eval_gpt4_baseline.json", json.dumps(baseline, indent=2))
+    write_text(root / "tatsu-lab/alpaca_eval/df_gamed.csv", gamed_csv(splits["alpaca_eval"], baseline, world, rng))
+    write_lines(root / "lmsys/mt-bench/data/mt_bench/reference_answer/gpt-4.jsonl",
+                mt_bench_reference(splits["mt_bench"]))
     # FastChat's question.jsonl with `turns` renamed `prompt` and an empty `reference` list where there is none.
     write_lines(root / "HuggingFaceH4/mt_bench_prompts/raw/question.jsonl", [
         {"question_id": q["question_id"], "category": q["category"], "prompt": q["turns"],
@@ -102,11 +113,34 @@ def write_datasets(root: Path, splits: dict[str, list[Item]], world: dict, seed:
         {"question_id": it.item_id, "category": "arena-hard-v0.1", "cluster": it.family,
          "turns": [{"content": it.instruction}]} for it in splits["arena_hard"]])
     write_lines(root / "lmarena-ai/arena-hard-auto/data/arena-hard-v0.1/model_answer/gpt-4-0314.jsonl", [
-        {"question_id": a["uid"], "answer_id": a["ans_id"], "model_id": "gpt-4-0314",
-         "choices": [{"index": 0, "turns": [{"content": a["messages"][1]["content"]["answer"], "token_len": 0}]}],
-         "tstamp": 0.0} for a in arena_hard_baseline(splits["arena_hard"], world, rng)])
+        dict(a, ans_id=f"gpt-4-0314-{a['uid']}", model="gpt-4-0314")   # arena-hard-auto's v2 answer format, as the hub
+        for a in arena_hard_baseline(splits["arena_hard"], world, rng)])
     write_jsonl(root / GOLD_ITEMS, [dict(it.to_json(), suite=suite) for suite in ("alpaca_eval", "arena_hard", "mt_bench")
                                     for it in splits[suite]], "item")
+
+
+def gamed_csv(items: list[Item], baseline: list[dict], world: dict, rng: random.Random) -> str:
+    """AlpacaEval's df_gamed.csv in its columns: for each instruction (``index`` = its position in the baseline file)
+    the baseline made verbose and made concise, judged against the baseline by the world's annotator (preference in
+    [0, 1] as upstream stores it), with a per-instruction difficulty. Synthetic: the real file is fitted on GPT-4's
+    annotations of AlpacaEval's 805 instructions."""
+    import pandas as pd
+
+    gold_reward, annotator = GoldReward(**world["gold_reward"]), BiasedPreference(**world["annotator"])
+    golds = {it.instruction: it.gold for it in items}
+    rows = []
+    for index, row in enumerate(baseline):
+        gold, difficulty = golds[row["instruction"]], rng.gauss(0.0, 1.0)
+        for model, style in zip(GAMED_MODELS, ("verbose", "concise")):
+            output = synthesize(row["instruction"], gold, style, rng)
+            p_wins = annotator.probability(gold_reward(output, gold), gold_reward(row["output"], gold), len(output),
+                                           len(row["output"]))
+            rows.append({"model": model, "index": index, "preference": round(p_wins, 6),
+                         "delta_len": len(output) - len(row["output"]), "not_gamed_baseline": False,
+                         "instruction_difficulty": round(difficulty, 6)})
+    frame = pd.DataFrame(rows)
+    frame["std_delta_len"] = frame["delta_len"] / (frame["delta_len"].std() or 1.0)
+    return frame.drop(columns=["delta_len"]).to_csv(index=False)
 
 
 def hub_card(configs: dict[str, dict[str, str]]) -> str:
@@ -184,6 +218,11 @@ def write_base_model(out: Path, splits: dict[str, list[Item]], seed: int) -> Non
                                          eos_token_id=tokenizer.eos_token_id, **ARCHITECTURE))
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    from methods.base_model import apply_chat_template   # the Instruct model: the same weights with its template
+
+    apply_chat_template(model, tokenizer, "llama3", where="rehearsal mirror")
+    model.save_pretrained(out.parent / INSTRUCT_MODEL.split("/")[1])
+    tokenizer.save_pretrained(out.parent / INSTRUCT_MODEL.split("/")[1])
 
 
 def build_mirror(root: Path, world: dict, splits: dict[str, int] | None = None) -> Path:

@@ -224,10 +224,14 @@ def recognise(messages: list[dict]) -> tuple[str, str, list[str], int]:
 class OracleServer(ChatServer):
     """Answers judge prompts with the micro world's oracle, finding gold answers by instruction text."""
 
-    def __init__(self, judge: dict, items: list[dict], port: int = 0) -> None:
+    def __init__(self, judge: dict, items: list[dict], port: int = 0, defer_verdict_share: float = 0.0) -> None:
+        """``defer_verdict_share``: the share of Arena-Hard games whose first judgment ends without a verdict (as a
+        long GPT-4 judgment cut at max_tokens does), chosen by a hash of the prompt; the verdict then comes in answer
+        to arena-hard-auto v0.1's "continue your judgment" turn."""
         from evals.judges.oracle import OracleJudge
 
         super().__init__(port)
+        self.defer_verdict_share = defer_verdict_share
         settings = {k: v for k, v in judge.items() if k not in ("kind", "gold_reward")}
         self.oracle = OracleJudge(**settings, gold_reward=judge["gold_reward"])
         self.items = {item["turns"][0]: item for item in items}
@@ -253,12 +257,26 @@ class OracleServer(ChatServer):
             self.by_format[fmt] = self.by_format.get(fmt, 0) + 1
         gold = item["golds"][turn - 1]
         key = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+        if fmt == "pairwise_arena_hard" and self._defers(messages):
+            with self._lock:
+                self.by_format["arena_hard_deferred"] = self.by_format.get("arena_hard_deferred", 0) + 1
+            return 200, completion_body(body.get("model", ""), f"My own answer to the prompt would be: {gold}. "
+                                        "Now let me compare the two assistants' answers with it in detail.")
         text = self.oracle.answer({"format": fmt, "gold": gold, "answers": answers}, key)
         logprobs = None
         if fmt == "pairwise_alpaca_eval" and body.get("logprobs"):
             p_first = self.oracle.p_first_better(answers[0], answers[1], gold)
             logprobs = [alpaca_eval_logprobs(text, p_first, int(body.get("top_logprobs") or 0))]
         return 200, completion_body(body.get("model", ""), text, logprobs)
+
+
+    def _defers(self, messages: list[dict]) -> bool:
+        """A first Arena-Hard call (no earlier assistant turn) whose hash falls in ``defer_verdict_share``."""
+        from world.truth import stable_uniform
+
+        if any(m.get("role") == "assistant" for m in messages):
+            return False   # the "continue" call: the verdict comes now
+        return stable_uniform("defer", json.dumps(messages, sort_keys=True)) < self.defer_verdict_share
 
 
 def _logprob(p: float) -> float:
@@ -278,12 +296,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0: any free port (written to --port-file)")
     parser.add_argument("--port-file", type=Path, help="where to write the port once serving")
     parser.add_argument("--items", type=Path, required=True, help="gold items (world/rehearsal_mirror.py)")
+    parser.add_argument("--defer-verdict-share", type=float, default=0.0,
+                        help="share of Arena-Hard games answered first without a verdict (v0.1's second call)")
     parser.add_argument("--judge-json", required=True,
                         help="the oracle's settings: temperature, verbosity_bias, length_scale, seed, gold_reward")
     args = parser.parse_args(argv)
     from pipeline.io import read_jsonl
 
-    server = OracleServer(json.loads(args.judge_json), read_jsonl(args.items, schema="item"), args.port).start()
+    server = OracleServer(json.loads(args.judge_json), read_jsonl(args.items, schema="item"), args.port,
+                          args.defer_verdict_share).start()
     if args.port_file:
         from pipeline.io import write_text
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.download import MIRROR_DIR, datasets, lm_eval_tasks, main, models
+from pipeline.download import MIRROR_DIR, datasets, files, lm_eval_tasks, main, models
 from pipeline.io import InputError
 from tests.pipeline.test_hub_data import CONFIG, hub, small_data_block  # noqa: F401 - `hub` is a fixture
 
@@ -27,10 +27,13 @@ def test_asset_list_covers_every_hub_asset_of_the_real_study():
     """Guards against a compute job meeting an asset the download skipped: every `data:` dataset (one fetch per
     repository, narrowed to its data_files), the base model, and lm-eval's standard tasks of the study."""
     repos = {e["repo"]: e for e in datasets(CONFIG)}
-    assert set(repos) == {s["dataset"] for s in CONFIG["data"].values() if isinstance(s, dict)}
+    assert set(repos) == {s["dataset"] for s in CONFIG["data"].values() if isinstance(s, dict) and "dataset" in s}
     assert repos["tatsu-lab/alpaca_eval"]["files"] == ["alpaca_eval_gpt4_baseline.json"]
     assert repos["berkeley-nest/Nectar"]["files"] is None
-    assert models(CONFIG) == [{"repo": BASE, "revision": None}]
+    assert models(CONFIG) == [{"repo": BASE, "revision": None},
+                              {"repo": CONFIG["reward_model"]["init"]["hub_id"], "revision": None}]
+    assert {(f["kind"], f["repo"]) for f in files(CONFIG)} == {(kind, s["repo"]) for kind, s in CONFIG["data"].items()
+                                                                if isinstance(s, dict) and "file" in s}
     assert lm_eval_tasks(CONFIG) == [t["name"] for t in CONFIG["evals"]["academic"]["tasks"]]
 
 
@@ -49,7 +52,8 @@ def test_mirror_without_a_repository_names_it(hub, tmp_path):
 
 def test_download_fills_one_cache_that_offline_jobs_read(hub, tmp_path):
     """The entry point from a mirror, then, with HF_HUB_OFFLINE=1 and the cache as HF_HOME (as download.smk sets for
-    compute jobs), the real data stage writes every file and transformers loads the base model by its hub id."""
+    compute jobs), the real data stage writes every file and transformers loads the base model from the folder
+    pipeline.hub_data.resolve_repo finds for its hub id (as methods/base_model.py does)."""
     from tests.evals.test_academic import make_tokenizer
     from transformers import LlamaConfig
 
@@ -69,8 +73,9 @@ def test_download_fills_one_cache_that_offline_jobs_read(hub, tmp_path):
 
     offline = clean_env(HF_HOME=str(cache), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                         ALIGNMENT_BENCH_HUB_MIRROR=str(cache / MIRROR_DIR))
-    check = (f"from transformers import AutoConfig, AutoTokenizer; c = AutoConfig.from_pretrained({BASE!r}); "
-             f"t = AutoTokenizer.from_pretrained({BASE!r}); print(c.hidden_size, len(t))")
+    check = (f"from transformers import AutoConfig, AutoTokenizer; from pipeline.hub_data import resolve_repo; "
+             f"p, _ = resolve_repo({BASE!r}, None, 'base'); c = AutoConfig.from_pretrained(p); "
+             f"t = AutoTokenizer.from_pretrained(p); print(c.hidden_size, len(t))")
     proc = subprocess.run([sys.executable, "-c", check], cwd=ROOT, env=offline, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and proc.stdout.split()[0] == "16", proc.stderr[-2000:]
