@@ -19,6 +19,11 @@ class InputError(ValueError):
     """Bad input: the message names the file (and row or key) and what was expected."""
 
 
+class StageError(RuntimeError):
+    """A stage that cannot finish for a reason outside its input (e.g. a judge endpoint that keeps failing): the
+    message says what failed and what to do, in one line."""
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -47,7 +47,8 @@ class Behaviour:
     ``kind``: "ok", "status" (reply ``status`` with an OpenAI-style error body, plus ``Retry-After`` if set),
     "stall" (say nothing for ``stall_s``), "malformed_json", "missing_choices", "null_content".
     ``delay_s`` delays an "ok" answer (to make requests overlap). ``echo_auth`` puts the Authorization
-    header into an error body (to test that clients redact it).
+    header into an error body (to test that clients redact it). "text" answers ``text`` verbatim; "redirect"
+    answers 307 to ``text`` (a Location).
     """
 
     kind: str = "ok"
@@ -56,6 +57,7 @@ class Behaviour:
     stall_s: float = DEFAULT_STALL_S
     delay_s: float = 0.0
     echo_auth: bool = False
+    text: str = ""
 
 
 def ok(delay_s: float = 0.0) -> Behaviour:
@@ -96,6 +98,16 @@ def missing_choices() -> Behaviour:
 def null_content() -> Behaviour:
     """HTTP 200 chat completion whose message content is null."""
     return Behaviour("null_content")
+
+
+def answer(text: str) -> Behaviour:
+    """A normal completion whose content is ``text`` (e.g. a verdict no parser reads)."""
+    return Behaviour("text", text=text)
+
+
+def redirect(location: str) -> Behaviour:
+    """HTTP 307 to ``location`` (a client must not carry the key there)."""
+    return Behaviour("redirect", status=307, text=location)
 
 
 def completion_body(model: str, text: str) -> dict[str, Any]:
@@ -249,6 +261,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake._wait(behaviour.delay_s)
             text = expected_text(body["messages"], self.fake.style)
             self._send_json(200, completion_body(body.get("model", ""), text))
+        elif behaviour.kind == "text":
+            self._send_json(200, completion_body(body.get("model", ""), behaviour.text))
+        elif behaviour.kind == "redirect":
+            self._send_json(behaviour.status, error_body(behaviour.status, "moved"), {"Location": behaviour.text})
         elif behaviour.kind == "status":
             self._send_status(behaviour)
         elif behaviour.kind == "stall":
