@@ -157,9 +157,40 @@ def _validator(schema: str):
 
 
 def validate(obj: Any, schema: str, where: str) -> None:
-    """Validate against ``workflow/schemas/<schema>.schema.yaml``; raise InputError naming ``where`` and the field."""
+    """Validate against ``workflow/schemas/<schema>.schema.yaml``, then the checks a JSON schema cannot express
+    (``CHECKS``); raise InputError naming ``where`` and the field."""
     validator = _validator(schema)
     error = next(iter(sorted(validator.iter_errors(obj), key=lambda e: list(e.path))), None)
     if error is not None:
         field = "/".join(map(str, error.path)) or "(top level)"
         raise InputError(f"{where}: field {field!r}: {error.message} (schema {schema})")
+    problem = CHECKS[schema](obj) if schema in CHECKS else None
+    if problem is not None:
+        field, message = problem
+        raise InputError(f"{where}: field {field!r}: {message} (schema {schema})")
+
+
+def _check_preference_row(row: dict) -> tuple[str, str] | None:
+    """A pair teaches nothing when both answers are the same, or when the prompt or the preferred answer is empty (an
+    empty rejected answer is a legitimate bad answer)."""
+    if row["chosen"] == row["rejected"]:
+        return "rejected", "equal to 'chosen'; expected two different answers"
+    for field in ("prompt", "chosen"):
+        for i, message in enumerate(row[field]):
+            if not message["content"].strip():
+                return f"{field}/{i}/content", "empty; expected text"
+    return None
+
+
+def _check_unique_instructions(rows: list) -> tuple[str, str] | None:
+    """One output per instruction: a second one would silently replace the first where outputs are matched up."""
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        if row["instruction"] in seen:
+            return (f"{i}/instruction", f"{row['instruction'][:60]!r} repeats item {seen[row['instruction']]}; "
+                                        f"expected each instruction once")
+        seen[row["instruction"]] = i
+    return None
+
+
+CHECKS = {"preference_row": _check_preference_row, "alpaca_eval_outputs": _check_unique_instructions}
