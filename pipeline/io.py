@@ -24,10 +24,11 @@ class StageError(RuntimeError):
     message says what failed and what to do, in one line."""
 
 
-def _umask() -> int:
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 minus the process umask."""
     mask = os.umask(0o022)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def write_text(path: Path, text: str) -> None:
@@ -36,7 +37,7 @@ def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

@@ -122,3 +122,15 @@ def test_corrupt_safetensors_is_caught_by_its_provenance_hash(world, sft, tmp_pa
     with pytest.raises(InputError, match="corrupt or partial"):
         run("dpo", block({"learning_rate": 5e-3, "beta": 0.1, "max_steps": 1}, module="dpo"), seed=0, policy=folder,
             reference=folder, data={"prefs": world["prefs"]}, reward_model=None, out_dir=tmp_path / "dpo")
+
+
+def test_checkpoint_files_honour_the_umask(sft):
+    """Bug guarded: model.safetensors written 0600 by safetensors whatever the umask (unreadable to the group on a
+    shared cluster); write_provenance gives every checkpoint file the mode open() would."""
+    import stat
+
+    from pipeline.io import file_mode
+    from pipeline.provenance import checkpoint_files
+
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in checkpoint_files(sft)}
+    assert "model.safetensors" in modes and set(modes.values()) == {file_mode()}, modes
