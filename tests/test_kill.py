@@ -74,12 +74,14 @@ class Study:
 
     def kill_when(self, ready, *args: str) -> None:
         """Start the study, wait until ``ready()``, then SIGKILL Snakemake and every process it started."""
-        proc = subprocess.Popen(self.command(*args), cwd=self.folder, env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        output = self.folder / f"killed_run_{len(list(self.folder.glob('killed_run_*')))}.log"
+        with output.open("w") as handle:
+            proc = subprocess.Popen(self.command(*args), cwd=self.folder, env=self.env, stdout=handle,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + WAIT_S
         try:
             while not ready():
-                assert proc.poll() is None, "the run ended before the moment to kill it"
+                assert proc.poll() is None, f"the run ended before the moment to kill it: {output.read_text()[-3000:]}"
                 assert time.monotonic() < deadline, "timed out waiting for the moment to kill"
                 time.sleep(0.2)
         finally:
