@@ -4,7 +4,7 @@ VENV := .venv
 INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 CONFIG ?= config/config.yaml
 
-.PHONY: setup run test test-slurm dry-run benchmark clean
+.PHONY: setup run test test-slurm serve-env dry-run benchmark clean
 
 setup: $(INSTALLED)
 
@@ -21,9 +21,12 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	$(VENV)/bin/python -m pytest
 
-test-slurm: $(INSTALLED)    # needs root on Debian: starts a one-node Slurm, runs a rule through the Slurm profile
-	scripts/local_slurm.sh start
-	$(VENV)/bin/python -m pytest tests/test_slurm.py; status=$$?; scripts/local_slurm.sh stop; exit $$status
+test-slurm: $(INSTALLED)    # root on Debian: the test starts a one-node Slurm (installing it if absent) and stops it
+	$(VENV)/bin/python -m pytest tests/test_slurm.py
+
+serve-env: envs/serve.txt   # GPU machines: vLLM's own environment (generation.vllm.python: .venv-serve/bin/python)
+	$(PYTHON) -m venv .venv-serve
+	.venv-serve/bin/python -m pip install --quiet -r envs/serve.txt
 
 dry-run: $(INSTALLED)
 	$(VENV)/bin/snakemake -n --configfile $(CONFIG)

@@ -18,12 +18,23 @@ envvars:
     *API_KEY_VARIABLES,
 
 
+include: "workflow/rules/download.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/iterative.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/judge.smk"
 include: "workflow/rules/aggregate.smk"
+
+
+# On the submit node under any executor: no GPU, and HTTP judges need the internet that compute nodes may lack.
+localrules:
+    judge,
+    score,
+    score_harness,
+    leaderboard,
+    aggregate,
+    length_analysis,
 
 
 rule all:

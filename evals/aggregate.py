@@ -48,6 +48,14 @@ def load_scores(paths: list[Path]) -> dict[tuple[str, str], dict]:
     return scores
 
 
+def judges_by_suite(scores: Mapping[tuple[str, str], dict]) -> dict[str, list[str]]:
+    """suite -> the judge ids its score files name (all models together)."""
+    judges: dict[str, set[str]] = {}
+    for (_, suite), score in scores.items():
+        judges.setdefault(suite, set()).update(score.get("judges", []))
+    return {suite: sorted(ids) for suite, ids in judges.items()}
+
+
 def load_leaderboards(paths: list[Path]) -> dict[str, dict]:
     """suite -> leaderboard file contents."""
     return {board["suite"]: board for board in (read_json(p, schema="leaderboard") for p in paths)}
@@ -180,6 +188,7 @@ def paper_table(table: str, method_table: list[dict], columns: list[tuple[str, C
         for ref in paper.get("tables", {}).get(table, {}).get("rows", []):
             rows.append({"Model": f"{ref['Model']} (published)", "Method": ref.get("Method", ""),
                          **{t: ref.get(t) for t in titles}})
+    published = [ref for paper in papers.values() for ref in paper.get("tables", {}).get(table, {}).get("rows", [])]
     digits = {c.in_paper(table): c.digits for _, c in ours}
     for measured in method_table:
         row: dict[str, Any] = {"Model": measured["Model"], "Method": measured["Method"]}
@@ -190,6 +199,7 @@ def paper_table(table: str, method_table: list[dict], columns: list[tuple[str, C
                     if c.title + suffix in measured:
                         row[c.in_paper(table) + suffix] = measured[c.title + suffix]
         rows.append(row)
+    rows += difference_rows(published, rows, titles)
     for t in titles:  # e.g. the gold reward outside the micro world
         if all(_is_missing(r.get(t)) for r in rows):
             for r in rows:
@@ -198,11 +208,43 @@ def paper_table(table: str, method_table: list[dict], columns: list[tuple[str, C
     return rows, digits
 
 
+def difference_rows(published: list[dict], rows: list[dict], titles: list[str]) -> list[dict]:
+    """Ours minus published, one row per published row whose ``ours`` model is in the table, numeric cells only."""
+    measured = {r["Model"]: r for r in rows if not str(r["Model"]).endswith("(published)")}
+    out = []
+    for ref in published:
+        ours = measured.get(ref.get("ours"))
+        if ours is None:
+            continue
+        diff = {"Model": f"Δ {ref['ours']} − {ref['Model']}", "Method": "ours − published"}
+        for t in titles:
+            a, b = ours.get(t), ref.get(t)
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) and not _is_missing(v) for v in (a, b))
+            diff[t] = float(a - b) if numeric else None
+        out.append(diff)
+    return out
+
+
+def judge_line(suite: str, judges: list[str], papers: Mapping[str, dict]) -> str:
+    """Which judge made a suite's numbers, flagged when a named paper's numbers came from another judge."""
+    published = {paper["judges"][suite] for paper in papers.values() if suite in paper.get("judges", {})}
+    line = f"{suite} judge: {', '.join(judges) or 'none'}"
+    if published and set(judges) != published:
+        return (line + f" — not the published judge ({', '.join(sorted(published))}): these numbers are not "
+                       f"comparable with the published rows")
+    return line + (" (the published judge)" if published else "")
+
+
 def captions(evals: Mapping[str, Any], columns: list[tuple[str, Column]], papers: Mapping[str, dict] | None = None,
-             table: str | None = None) -> str:
-    """The captions of the suites with a column in the table (every suite for methods.md), one line each."""
+             table: str | None = None, judges: Mapping[str, list[str]] | None = None) -> str:
+    """The captions of the suites with a column in the table (every suite for methods.md), one line each, each
+    judged suite's followed by the judge that made its numbers (``judges``: suite -> judge ids)."""
     shown = [suite for suite in evals if any(s == suite and (table is None or c.in_paper(table)) for s, c in columns)]
-    lines = [get_suite(suite).caption(evals[suite]) for suite in shown]
+    lines = []
+    for suite in shown:
+        lines.append(get_suite(suite).caption(evals[suite]))
+        if get_suite(suite).is_judged and judges is not None:
+            lines.append(judge_line(suite, judges.get(suite, []), papers or {}))
     lines += [f"Rows marked (published): {paper['source']}." for paper in (papers or {}).values()
               if table in paper.get("tables", {})]
     return "\n".join(f"- {line}" for line in lines if line)
@@ -227,11 +269,12 @@ def main(argv: list[str] | None = None) -> None:
         evals = {suite: evals[suite] for suite in args.suites}
     columns = suite_columns(evals)
     papers = published_tables(evals)
-    rows = method_rows(args.models, load_scores(args.scores), load_leaderboards(args.leaderboards), columns,
-                       args.models_dir)
+    scores = load_scores(args.scores)
+    rows = method_rows(args.models, scores, load_leaderboards(args.leaderboards), columns, args.models_dir)
+    judges = judges_by_suite(scores)
     digits = {c.title: c.digits for _, c in columns}
     write_text(args.out_dir / "methods.csv", pd.DataFrame(rows).to_csv(index=False))
-    markdown = to_markdown(rows, digits, captions(evals, columns))
+    markdown = to_markdown(rows, digits, captions(evals, columns, papers, judges=judges))
     write_text(args.out_dir / "methods.md", markdown)
     write_json(args.out_dir / "methods.json", rows)
     compute = compute_rows(args.models, args.models_dir)
@@ -241,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     for table, title in PAPER_TABLES.items():
         table_rows, table_digits = paper_table(table, rows, columns, papers)
         world = " (micro world: the same shapes filled with micro-world metrics)" if args.micro_world else ""
-        write_text(args.out_dir / f"{table}.md", f"{title}{world}.\n\n" + to_markdown(table_rows, table_digits, captions(evals, columns, papers, table)))
+        write_text(args.out_dir / f"{table}.md", f"{title}{world}.\n\n" + to_markdown(table_rows, table_digits,
+                                                                         captions(evals, columns, papers, table, judges)))
         write_text(args.out_dir / f"{table}.csv", pd.DataFrame(table_rows).to_csv(index=False))
     log.info("wrote %s\n%s", args.out_dir / "methods.md", markdown)
 

@@ -1,5 +1,6 @@
 """Generation backends behind one call, ``generate(conversations, **overrides) -> answers``: vLLM on GPU configs,
-transformers (batched, left padding) otherwise. vLLM is imported only when a config selects it.
+transformers (batched, left padding) otherwise. vLLM runs in its own environment behind its HTTP endpoint
+(pipeline/vllm_server.py), started only when a config selects it.
 
 ``overrides`` are per-call sampling settings (``max_new_tokens``, ``temperature``, ``top_p``) over the backend's
 own (a suite's generation settings). ``run_academic(tasks, out_dir, ...)`` evaluates the same model through
@@ -8,7 +9,7 @@ lm-eval (evals/protocols/academic_protocol.py): the transformers backend hands l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipeline.logs import get_logger
 
@@ -22,7 +23,8 @@ class Backend(Protocol):
     def generate(self, conversations: list[list[dict]], **overrides) -> list[str]: ...
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
-                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict: ...
+                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False,
+                     **harness: Any) -> dict: ...
 
 
 def check_overrides(overrides: dict) -> None:
@@ -75,52 +77,64 @@ class TransformersBackend:
         return answers
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
-                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict:
-        """lm-eval on the model already in memory (one load serves generation and the academic suite)."""
+                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False,
+                     **harness: Any) -> dict:
+        """lm-eval on the model already in memory (one load serves generation and the academic suite);
+        ``harness``: apply_chat_template, fewshot_as_multiturn (the suite's config keys)."""
         from evals.protocols.academic_protocol import run_academic_with_model
 
         return run_academic_with_model(self.model, self.tokenizer, tasks, out_dir, batch_size=batch_size,
                                        model_name=model_name, limit=limit, random_seed=random_seed,
-                                       confirm_run_unsafe_code=confirm_run_unsafe_code)
+                                       confirm_run_unsafe_code=confirm_run_unsafe_code, **harness)
 
 
 class VLLMBackend:
-    """vLLM offline generation (GPU configs); the chat template comes from the checkpoint's tokenizer."""
+    """vLLM from its own environment behind its OpenAI-compatible endpoint (pipeline/vllm_server.py; config
+    `generation.vllm`). Prompts are the checkpoint's chat template applied here, as the transformers backend does,
+    sent to /v1/completions `batch_size` at a time; lm-eval reaches the same server as its `local-completions` model."""
 
     def __init__(self, model_dir: str | Path, *, max_new_tokens: int, batch_size: int, temperature: float,
-                 top_p: float = 1.0, seed: int = 0, gpu_memory_utilization: float = 0.85):
-        from vllm import LLM, SamplingParams
+                 vllm: dict | None = None, top_p: float = 1.0, seed: int = 0):
+        from transformers import AutoTokenizer
 
-        self.model_dir = str(model_dir)
-        self.gpu_memory_utilization = gpu_memory_utilization
-        self.llm = LLM(model=self.model_dir, seed=seed, gpu_memory_utilization=gpu_memory_utilization)
+        from pipeline.vllm_server import VLLMServer
+
+        self.model_dir, self.batch_size, self.seed = str(model_dir), batch_size, seed
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
-        self.seed = seed
-        self._sampling_params = SamplingParams
+        self.server = VLLMServer(model_dir, seed=seed, name=Path(model_dir).name, **(vllm or {})).start()
 
     def generate(self, conversations: list[list[dict]], **overrides) -> list[str]:
         check_overrides(overrides)
         s = {**self.settings, **overrides}
-        sampling = self._sampling_params(max_tokens=s["max_new_tokens"], temperature=s["temperature"],
-                                         top_p=s["top_p"], seed=self.seed)
-        outputs = self.llm.chat(conversations, sampling, use_tqdm=True)
-        return [o.outputs[0].text.strip() for o in outputs]
+        prompts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+                   for c in conversations]
+        texts = self.server.client(self.batch_size).complete(
+            prompts, n=1, temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_new_tokens"],
+            seed=self.seed)
+        return [t[0].strip() for t in texts]
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
-                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False) -> dict:
-        """lm-eval's own vLLM model: it builds its engine from the folder, so the generation engine is released
-        first (lm-eval's VLLM wrapper takes no engine instance)."""
-        import gc
+                     limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False,
+                     **harness: Any) -> dict:
+        """lm-eval's `local-completions` model against the running server (its tokenizer from the checkpoint)."""
+        from lm_eval.models.openai_completions import LocalCompletionsAPI
 
         from evals.protocols.academic_protocol import run_academic_with_lm
-        from lm_eval.models.vllm_causallms import VLLM
 
-        del self.llm
-        gc.collect()
-        lm = VLLM(pretrained=self.model_dir, batch_size=batch_size, seed=random_seed,
-                  gpu_memory_utilization=self.gpu_memory_utilization)
+        lm = LocalCompletionsAPI(base_url=f"{self.server.base_url}/completions", model=self.server.name,
+                                 tokenizer=self.model_dir, tokenizer_backend="huggingface", batch_size=batch_size,
+                                 num_concurrent=self.server.concurrency, seed=random_seed,
+                                 timeout=self.server.request_timeout_s, max_length=context_length(self.model_dir))
         return run_academic_with_lm(lm, tasks, out_dir, model_name=model_name, limit=limit, random_seed=random_seed,
-                                    confirm_run_unsafe_code=confirm_run_unsafe_code)
+                                    confirm_run_unsafe_code=confirm_run_unsafe_code, **harness)
+
+
+def context_length(model_dir: str | Path) -> int:
+    """The checkpoint's context window (lm-eval's API models otherwise assume 2048 tokens)."""
+    import json
+
+    return int(json.loads((Path(model_dir) / "config.json").read_text())["max_position_embeddings"])
 
 
 BACKENDS = {"transformers": TransformersBackend, "vllm": VLLMBackend}

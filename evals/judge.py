@@ -40,6 +40,20 @@ def make_judge(name: str, block: dict, *, cache_path: Path, world: dict | None) 
     return HTTPJudge(block["model"], cache=JudgeCache(cache_path), **settings)
 
 
+# What OpenAI-compatible APIs answer for a model they do not serve (OpenAI: 404 code model_not_found, also for
+# retired models; vLLM: 404 "The model `x` does not exist."). Matched on the error body, so that a 404 from a wrong
+# URL is not mistaken for it.
+UNKNOWN_MODEL_MARKERS = ("model_not_found", "does not exist", "deprecated", "decommissioned", "retired")
+
+
+def is_unknown_model(err: BaseException) -> bool:
+    """Whether a judge error is the API saying the judge model is unknown or retired."""
+    from evals.judges.http import JudgeHTTPError
+
+    return (isinstance(err, JudgeHTTPError) and err.status in (400, 404)
+            and any(marker in err.body.lower() for marker in UNKNOWN_MODEL_MARKERS))
+
+
 def with_oracle(request: JudgeRequest, fmt: str, gold: str | None, answers: list[str]) -> JudgeRequest:
     """Attach what the oracle judge reads (never sent over HTTP): the gold answer and the answers as shown."""
     return dataclasses.replace(request, oracle={"format": fmt, "gold": gold, "answers": answers})
@@ -82,7 +96,16 @@ def main(argv: list[str] | None = None) -> None:
     judge = CountingJudge(make_judge(args.judge_name, json.loads(args.judge_json), cache_path=args.cache,
                                      world=json.loads(args.world_json)))
     started = time.perf_counter()
-    rows = suite.judge(judge, args.model, args.generations, data, json.loads(args.settings_json))
+    try:
+        rows = suite.judge(judge, args.model, args.generations, data, json.loads(args.settings_json))
+    except Exception as err:
+        block = json.loads(args.judge_json)
+        if is_unknown_model(err):
+            raise InputError(
+                f"config key judges.{args.judge_name}.model: the judge API {block.get('base_url')} answers that model "
+                f"{block.get('model')!r} is unknown or retired (HTTP {err.status}); choose a current judge (README, "
+                f"Evaluation suites); numbers from another judge are not comparable with the published ones") from None
+        raise
     write_jsonl(args.out, rows, schema=suite.judgment_schema)
     log.info("%s/%s: %d judge requests by %s, %d cache hits, %d new calls, %.1f s", args.suite, args.model,
              judge.requests, judge.judge_id, judge.cache_hits, judge.requests - judge.cache_hits,

@@ -40,14 +40,67 @@ def model_summary(results: Path, model: str) -> dict:
     return row
 
 
-def table6(models: pd.DataFrame) -> pd.DataFrame:
-    """Iterative models (and SFT for reference) with their length penalty: the shape of the report's Table 6."""
+def table6(models: pd.DataFrame, published: list[dict] | None = None) -> pd.DataFrame:
+    """Iterative models (and SFT for reference) with their length penalty: the shape of the report's Table 6.
+
+    ``published``: the paper's Table 6 rows (``evals/published/<name>.yaml``), printed first as "(published)" rows;
+    each one whose ``ours`` model is in the table gets a row of ours minus published beneath ours. Our length is
+    in characters ("Len. (chars)"); the paper does not state its unit, so its "Len." is never differenced."""
     rows = models[(models["module"] == "iterative_dpo") | (models["model"] == "sft")].copy()
     rows["length_penalty"] = rows["length_penalty"].map(lambda v: "-" if v is None or pd.isna(v) else v)
     names = {"model": "Model", "length_penalty": "Len. Pen.", "lc_win_rate": "LC Alp.", "arena_hard": "Arena-H.",
-             "mean_length": "Len.", "gold_reward": "Gold reward"}
+             "mean_length": "Len. (chars)", "gold_reward": "Gold reward"}
     keep = [c for c in names if c in rows] + [c for c in rows if c.startswith("micro_") or c in ACADEMIC_TITLES]
-    return rows[keep].rename(columns={**names, **ACADEMIC_TITLES})
+    ours = rows[keep].rename(columns={**names, **ACADEMIC_TITLES})
+    if not published:
+        return ours
+    refs = pd.DataFrame([{k: v for k, v in ref.items() if k != "ours"} | {"Model": f"{ref['Model']} (published)"}
+                         for ref in published])
+    measured = ours.set_index("Model")
+    diffs = []
+    for ref in published:
+        if ref.get("ours") not in measured.index:
+            continue
+        diff = {"Model": f"Δ {ref['ours']} − {ref['Model']}"}
+        for column, value in ref.items():
+            mine = measured.loc[ref["ours"]].get(column) if column in measured.columns else None
+            if column not in ("Model", "ours", "Len. Pen.") and isinstance(value, (int, float)) and \
+                    isinstance(mine, (int, float)) and not pd.isna(mine):
+                diff[column] = float(mine) - float(value)
+        diffs.append(diff)
+    return pd.concat([refs, ours, pd.DataFrame(diffs)], ignore_index=True)
+
+
+def table6_caption(results: Path, models: list[str], names: list[str]) -> str:
+    """Which judge made Table 6's LC AlpacaEval and Arena-Hard numbers, flagged as not comparable with the
+    published rows when a named paper's judge was another (as every table caption of evals/aggregate.py)."""
+    import yaml
+
+    from evals.aggregate import judge_line
+
+    folder = Path(__file__).resolve().parent / "published"
+    papers = {n: yaml.safe_load((folder / f"{n}.yaml").read_text(encoding="utf-8")) for n in names}
+    lines = []
+    for suite in ("alpaca_eval", "arena_hard"):
+        paths = [results / "scores" / m / f"{suite}.json" for m in models]
+        judges = sorted({j for p in paths if p.is_file() for j in read_json(p, schema="score").get("judges", [])})
+        if judges:
+            lines.append(f"- {judge_line(suite, judges, papers)}")
+    return "\n".join(lines)
+
+
+def published_table6(names: list[str]) -> list[dict]:
+    """The Table 6 rows of the published papers a study names (``evals/published/<name>.yaml``)."""
+    import yaml
+
+    folder = Path(__file__).resolve().parent / "published"
+    rows = []
+    for name in names:
+        path = folder / f"{name}.yaml"
+        if not path.is_file():
+            raise InputError(f"--published {name}: no {path}")
+        rows += yaml.safe_load(path.read_text(encoding="utf-8")).get("tables", {}).get("table6", {}).get("rows", [])
+    return rows
 
 
 ACADEMIC_TITLES = {"gsm8k": "GSM-8K", "mmlu": "MMLU", "humaneval": "HumanEval", "truthfulqa_mc2": "TruthfulQA",
@@ -184,16 +237,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, required=True, help="results/<study>")
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--published", nargs="*", default=[], help="papers whose Table 6 rows join ours")
     args = parser.parse_args(argv)
     if not args.results.is_dir():
         raise InputError(f"{args.results}: no such results folder")
     models = pd.DataFrame([model_summary(args.results, m) for m in args.models])
     iterations = iteration_lengths(args.results, models)
-    t6 = table6(models)
+    t6 = table6(models, published_table6(args.published))
     summary = {"models": models.to_dict(orient="records"), "iterations": iterations.to_dict(orient="records"),
                "reward_model": reward_length_correlation(args.results, models), "across_models": across_models(models)}
     write_text(args.out_dir / "table6.csv", t6.to_csv(index=False))
-    write_text(args.out_dir / "table6.md", t6.to_markdown(index=False, floatfmt=".3g") + "\n")
+    caption = table6_caption(args.results, args.models, args.published)
+    write_text(args.out_dir / "table6.md", t6.to_markdown(index=False, floatfmt=".3g") + "\n"
+               + (f"\n{caption}\n" if caption else ""))
     write_json(args.out_dir / "length_analysis.json", summary)
     write_text(args.out_dir / "length_analysis.md", report(summary, t6, iterations))
     for path in plot(models, iterations, args.out_dir):

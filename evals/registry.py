@@ -66,6 +66,7 @@ class Suite:
     generation_data: ClassVar[tuple[str, ...]] = ()
     score_data: ClassVar[tuple[str, ...]] = ()
     judge_format: ClassVar[str | None] = None    # the oracle judge's answer format; None: no judge
+    settings_schema: ClassVar[str | None] = None  # workflow/schemas/<name>.schema.yaml of its `evals.<suite>` block
     has_leaderboard: ClassVar[bool] = False      # a cross-model step (scores/leaderboard/<suite>.json)
     # The suite's own generation settings, over the config's `generation:` block (and under the suite's
     # `evals.<suite>.generation:` overrides): max_new_tokens, temperature, top_p.
@@ -119,6 +120,27 @@ class ChatSuite(Suite):
         else:
             write_json(path, rows, schema=self.generation_schema)
 
+    def read_judged(self, generations: Path, judgments: Path | None) -> tuple[list[dict], list[dict]]:
+        """What every chat suite's ``score`` opens with: (judgment rows, generation rows), schema-checked; no
+        judgment file or an empty one is an InputError naming the file."""
+        from pipeline.io import InputError, read_json, read_jsonl
+
+        if judgments is None:
+            raise InputError(f"suite {self.name}: no judgments file given for {generations}")
+        rows = read_jsonl(judgments, schema=self.judgment_schema)
+        if not rows:
+            raise InputError(f"{judgments}: no judgments")
+        reader = read_jsonl if generations.suffix == ".jsonl" else read_json
+        return rows, reader(generations, schema=self.generation_schema)
+
+    @staticmethod
+    def judges(rows: list[dict]) -> list[str]:
+        """The judge ids that made the judgment rows (a row's ``judge``, or its first element as FastChat's
+        ``[judge, prompt]``); rows scored without a call (AlpacaEval's identical outputs) name none. Score files
+        record them so that every caption names the judge behind its numbers."""
+        ids = {(row["judge"][0] if isinstance(row["judge"], list) else row["judge"]) for row in rows}
+        return sorted(i for i in ids if not i.startswith("none ("))
+
     def judge(self, judge: "Judge", model: str, generations: Path, data: Mapping[str, Path],
               settings: Mapping[str, Any]) -> list[dict]:
         """One judgment row per judge call (or per game pair), in the upstream format plus our bookkeeping."""
@@ -171,3 +193,24 @@ def configured(config: Mapping[str, Any]) -> dict[str, Suite]:
 def generation_settings(suite: Suite, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Per-call generation overrides of a suite: its declared settings, then ``evals.<suite>.generation``."""
     return {**suite.generation, **dict(settings.get("generation") or {})}
+
+
+def check_suite_blocks(config: Mapping[str, Any], source: str) -> None:
+    """Every key of ``evals:`` names a registered suite, a judged suite's block names its judge, and a block matches
+    the suite's ``settings_schema`` when it declares one; errors name the config key (a ``plugin_checks`` of
+    pipeline.config.check_config, so a new suite needs no edit to the config schema)."""
+    from pipeline.config import ConfigError
+    from pipeline.io import InputError, validate
+
+    for name, block in config["evals"].items():
+        try:
+            suite = get_suite(name)
+        except KeyError as err:
+            raise ConfigError(f"{source}: key evals.{name}: {err.args[0]}") from None
+        if suite.is_judged and "judge" not in block:
+            raise ConfigError(f"{source}: key evals.{name}.judge: required (suite {name!r} is judged)")
+        if suite.settings_schema is not None:
+            try:
+                validate(block, suite.settings_schema, f"{source}: key evals.{name}")
+            except InputError as err:
+                raise ConfigError(str(err)) from None

@@ -29,7 +29,8 @@ def train_dpo(method: str, block: dict, *, policy: Path, reference: Path, prefs:
     """DPOTrainer from `policy` against the frozen `reference` on a prompt/chosen/rejected JSONL file."""
     from trl import DPOConfig, DPOTrainer
 
-    from methods.common import device_plan, load_dataset_file, load_policy, trainer_tokens_seen, trl_config
+    from methods.common import (device_plan, load_dataset_file, load_policy, train_resuming, trainer_tokens_seen,
+                                trl_config)
     from pipeline.io import InputError
 
     try:
@@ -44,7 +45,7 @@ def train_dpo(method: str, block: dict, *, policy: Path, reference: Path, prefs:
     pairs = load_dataset_file(prefs, "preference_row").select_columns(["prompt", "chosen", "rejected"])
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=pairs,
                          processing_class=tokenizer)
-    trainer.train()
+    train_resuming(trainer)
     return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan,
                        metrics={"train_log": trainer.state.log_history})
 

@@ -4,7 +4,9 @@ KL to the SFT reference with coefficient `beta`, loss aggregation by `loss_type`
 Reward (`reward:` in the config block, weights of the sources; a source with weight 0 is not computed):
   reward_model: the Bradley-Terry reward model (methods/reward_model.py RewardScorer), the default source;
   gold: the micro world's gold checker `world.tasks.is_correct` against the prompt's `gold` column (a verifiable
-        reward, RLVR-style); off unless configured, since it reads ground truth no other method sees.
+        reward, RLVR-style); off unless configured, since it reads ground truth no other method sees;
+  missing_eos: -1 for a completion that stopped at max_completion_length without emitting EOS, else 0: its
+        weight is the missing-EOS penalty (as TRL's OnlineDPOConfig.missing_eos_penalty and our PPO's).
 Batch: `effective_batch_size` counts completions per optimizer step; it must be a multiple of `num_generations`.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from methods.registry import TrainContext, TrainResult, register_config_check, register_method
 
-REWARD_SOURCES = ("reward_model", "gold")
+REWARD_SOURCES = ("reward_model", "gold", "missing_eos")
 DEFAULT_REWARD = {"reward_model": 1.0}
 
 
@@ -32,7 +34,7 @@ def check_block(block: dict, where: str) -> None:
                          f"multiple of trainer.num_generations ({generations})")
 
 
-def reward_functions(reward: dict, reward_model_dir) -> tuple[list, list[float]]:
+def reward_functions(reward: dict, reward_model_dir, eos_token_id: int | None = None) -> tuple[list, list[float]]:
     """GRPOTrainer reward callables (prompts, completions, **dataset columns) -> floats, and their weights."""
     from methods.reward_model import RewardScorer
     from world.tasks import is_correct
@@ -59,6 +61,13 @@ def reward_functions(reward: dict, reward_model_dir) -> tuple[list, list[float]]
 
         functions.append(gold)
         weights.append(float(reward["gold"]))
+    if float(reward.get("missing_eos", 0.0)):
+        def missing_eos(prompts, completions, completion_ids=None, **_):
+            # GRPOTrainer passes each completion's ids up to and including its first EOS
+            return [0.0 if ids and ids[-1] == eos_token_id else -1.0 for ids in completion_ids]
+
+        functions.append(missing_eos)
+        weights.append(float(reward["missing_eos"]))
     return functions, weights
 
 
@@ -67,7 +76,8 @@ def reward_functions(reward: dict, reward_model_dir) -> tuple[list, list[float]]
 def train(ctx: TrainContext) -> TrainResult:
     from trl import GRPOConfig, GRPOTrainer
 
-    from methods.common import device_plan, load_dataset_file, load_policy, trainer_tokens_seen, trl_config
+    from methods.common import (device_plan, load_dataset_file, load_policy, train_resuming, trainer_tokens_seen,
+                                trl_config)
     from pipeline.io import InputError
 
     where = f"methods.{ctx.method}"
@@ -79,8 +89,16 @@ def train(ctx: TrainContext) -> TrainResult:
         # GRPOTrainer loads its reference from the policy's own path (when beta > 0).
         raise InputError(f"method {ctx.method!r}: GRPO takes its reference from the starting policy; got policy "
                          f"{ctx.policy} and reference {ctx.reference}")
+    if ctx.block["trainer"].get("use_vllm"):
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise InputError(f"config key {where}.trainer.use_vllm: TRL's vLLM modes (colocate and server) need vllm "
+                             f"in the training environment, which keeps it in its own (envs/serve.txt); set it false "
+                             f"(rollouts then use transformers on each rank's GPU)")
     model, tokenizer = load_policy(ctx.policy)
-    functions, weights = reward_functions(ctx.block.get("reward", DEFAULT_REWARD), ctx.reward_model)
+    functions, weights = reward_functions(ctx.block.get("reward", DEFAULT_REWARD), ctx.reward_model,
+                                          tokenizer.eos_token_id)
     plan = device_plan(ctx.block, where)
     args = trl_config(GRPOConfig, {**ctx.block["trainer"], "reward_weights": weights}, plan=plan,
                       out_dir=ctx.out_dir, seed=ctx.seed, where=f"{where}.trainer")
@@ -91,6 +109,6 @@ def train(ctx: TrainContext) -> TrainResult:
         raise InputError(f"{ctx.data['online_prompts']}: columns {missing} missing (needed by {where}.reward)")
     trainer = GRPOTrainer(model=model, reward_funcs=functions, args=args, train_dataset=prompts.select_columns(columns),
                           processing_class=tokenizer)
-    trainer.train()
+    train_resuming(trainer)
     return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan,
                        metrics={"train_log": trainer.state.log_history})

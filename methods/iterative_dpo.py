@@ -4,7 +4,8 @@ dropped), and DPO trains the next policy from the current one with the SFT model
 
 The score is the reward model's r, or the length-penalised r - lambda * len(response in characters) when the
 block's `length_penalty` (lambda) is > 0 (the report's Table 6 ablation). Config block keys:
-  iterations (T), samples_per_prompt (K), length_penalty (lambda), sampling: {temperature, max_new_tokens,
+  iterations (T), samples_per_prompt (K), length_penalty (lambda), missing_eos_penalty (subtracted from the score
+  of a response that stopped at max_new_tokens without EOS; 0: off), sampling: {temperature, max_new_tokens,
   top_p, batch_size}, trainer: DPOConfig keys for each iteration (methods/dpo.py), batch sizes as for DPO.
 
 Family "iterative": Snakemake runs it through workflow/rules/iterative.smk, one job per {iteration} (sample,
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -37,9 +39,11 @@ from pipeline.logs import get_logger
 log = get_logger("methods.iterative_dpo")
 
 # `sampling:` keys; temperature and max_new_tokens are required, top_p = 1 (no nucleus) and batch_size (throughput
-# only: sequences per generate call) have defaults.
+# only: sequences per generate call) have defaults; backend: transformers (the policy on each rank's device, the
+# prompts split over the ranks) or vllm (`vllm serve` on all the job's GPUs, pipeline/vllm_server.py; `vllm:` takes
+# the keys of config generation.vllm).
 SAMPLING_REQUIRED = ("temperature", "max_new_tokens")
-SAMPLING_DEFAULTS = {"top_p": 1.0, "batch_size": 64}
+SAMPLING_DEFAULTS = {"top_p": 1.0, "batch_size": 64, "backend": "transformers", "vllm": {}}
 SAMPLES, PAIRS, STATS = "samples.jsonl", "pairs.jsonl", "stats.json"
 
 
@@ -56,6 +60,10 @@ def check_block(block: dict, where: str) -> None:
     if missing or unknown:
         raise ValueError(f"config key {where}.sampling: missing {missing}, unknown {unknown}; expected "
                          f"{list(SAMPLING_REQUIRED)} and optionally {list(SAMPLING_DEFAULTS)}")
+    from methods.sampling import BACKENDS
+
+    if sampling.get("backend", "transformers") not in BACKENDS:
+        raise ValueError(f"config key {where}.sampling.backend: {sampling['backend']!r} is not one of {list(BACKENDS)}")
     check_loss_type(block, where)
 
 
@@ -63,12 +71,16 @@ def iteration_dir(root: Path, iteration: int) -> Path:
     return Path(root) / f"iter{iteration}"
 
 
-def best_worst_pairs(samples: list[dict], length_penalty: float) -> tuple[list[dict], dict]:
+def best_worst_pairs(samples: list[dict], length_penalty: float,
+                     missing_eos_penalty: float = 0.0) -> tuple[list[dict], dict]:
     """One prompt/chosen/rejected row per prompt from its scored samples: argmax vs argmin of
-    r - length_penalty * len; prompts whose best and worst tie, or are the same text, give no pair."""
+    r - length_penalty * len - missing_eos_penalty * [stopped at max_new_tokens without EOS]; prompts whose best
+    and worst tie, or are the same text, give no pair."""
     pairs, ties, identical = [], 0, 0
     for row in samples:
-        scores = [r - length_penalty * len(c) for r, c in zip(row["rewards"], row["completions"])]
+        finished = row.get("finished") or [True] * len(row["completions"])
+        scores = [r - length_penalty * len(c) - (0.0 if f else missing_eos_penalty)
+                  for r, c, f in zip(row["rewards"], row["completions"], finished)]
         best = max(range(len(scores)), key=scores.__getitem__)
         worst = min(range(len(scores)), key=scores.__getitem__)
         if scores[best] == scores[worst]:
@@ -88,12 +100,16 @@ def best_worst_pairs(samples: list[dict], length_penalty: float) -> tuple[list[d
 
 
 def sample_stage(method: str, block: dict, *, seed: int, iteration: int, policy: Path, reward_model: Path,
-                 prompts: Path, out_dir: Path) -> dict:
-    """Sample K responses per prompt from `policy`, score them with the reward model, write samples and pairs."""
-    from methods.common import load_policy
+                 prompts: Path, out_dir: Path, exchange: Path | None = None) -> dict:
+    """Sample K responses per prompt from `policy`, score them with the reward model, write samples and pairs.
+
+    Under several processes (methods/launch.py) the prompts are split over the ranks, each sampling and scoring
+    its share on its own device, and rank 0 merges the shares (files in `exchange`) and writes the outputs; with
+    the vllm backend rank 0 alone samples, its server using every GPU of the job."""
+    from methods.common import job_device, ranks
     from methods.reward_model import RewardScorer
-    from methods.sampling import sample_completions
-    from pipeline.io import InputError, read_jsonl, write_json, write_jsonl
+    from methods.sampling import sample
+    from pipeline.io import InputError, read_json, read_jsonl, write_json, write_jsonl
 
     started = time.time()
     rows = read_jsonl(prompts, schema="prompt_row")
@@ -101,38 +117,93 @@ def sample_stage(method: str, block: dict, *, seed: int, iteration: int, policy:
         raise InputError(f"{prompts}: no rows")
     sampling = {**SAMPLING_DEFAULTS, **block.get("sampling", {})}
     k = int(block["samples_per_prompt"])
-    model, tokenizer = load_policy(policy)
-    completions, finished, generated = sample_completions(
-        model, tokenizer, [r["prompt"] for r in rows], k, max_new_tokens=int(sampling["max_new_tokens"]),
-        temperature=float(sampling["temperature"]), top_p=float(sampling["top_p"]),
-        batch_size=int(sampling["batch_size"]), seed=seed * 1000 + iteration)
-    del model
-    scorer = RewardScorer(reward_model)
-    flat = scorer.score([r["prompt"] for r in rows for _ in range(k)], [c for cs in completions for c in cs])
+    rank, _, world = ranks()
+    workers = 1 if sampling["backend"] == "vllm" else world
+    share: dict = {"index": [], "completions": [], "finished": [], "rewards": [], "generated": 0}
+    if rank < workers:
+        share["index"] = list(range(rank, len(rows), workers))
+        mine = [rows[i]["prompt"] for i in share["index"]]
+        share["completions"], share["finished"], share["generated"] = sample(
+            policy, mine, k, backend=sampling["backend"], max_new_tokens=int(sampling["max_new_tokens"]),
+            temperature=float(sampling["temperature"]), top_p=float(sampling["top_p"]),
+            batch_size=int(sampling["batch_size"]), seed=seed * 1000 + iteration + 7919 * rank,
+            device=job_device(), vllm=sampling["vllm"])
+        scorer = RewardScorer(reward_model)
+        share["rewards"] = scorer.score([p for p in mine for _ in range(k)],
+                                        [c for cs in share["completions"] for c in cs])
+        del scorer
+        _free_device_memory()
+    if world > 1:
+        if exchange is None:
+            raise ValueError("sample_stage under several processes needs an exchange folder")
+        token = f"{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}-{os.environ.get('MASTER_PORT', '0')}"
+        if rank < workers:
+            write_json(exchange / f"{token}-rank{rank}.json", share)
+        if rank != 0:
+            _wait_for(exchange / f"{token}-done.json")
+            return read_json(out_dir / STATS)
+        shares = [share] + [read_json(_wait_for(exchange / f"{token}-rank{r}.json")) for r in range(1, workers)]
+    else:
+        shares = [share]
+    completions, finished, flat, generated = _merge(shares, len(rows), k)
     samples = [{**{key: r[key] for key in ("prompt", "item_id") if key in r}, "completions": cs,
                 "rewards": flat[i * k:(i + 1) * k], "finished": fs}
                for i, (r, cs, fs) in enumerate(zip(rows, completions, finished))]
     length_penalty = float(block.get("length_penalty", 0.0))
-    pairs, dropped = best_worst_pairs(samples, length_penalty)
+    missing_eos_penalty = float(block.get("missing_eos_penalty", 0.0))
+    pairs, dropped = best_worst_pairs(samples, length_penalty, missing_eos_penalty)
     if not pairs:
         raise InputError(f"methods.{method}: iteration {iteration} gave no pairs (every prompt's samples tie); "
                          f"raise sampling.temperature or samples_per_prompt")
     lengths = [len(c) for cs in completions for c in cs]
     stats = {
         "iteration": iteration, "policy": str(policy), "prompts": len(rows), "samples_per_prompt": k,
-        "pairs": len(pairs), **dropped, "length_penalty": length_penalty,
+        "pairs": len(pairs), **dropped, "length_penalty": length_penalty, "missing_eos_penalty": missing_eos_penalty,
         "mean_reward": sum(flat) / len(flat), "mean_length_chars": sum(lengths) / len(lengths),
         "finished_fraction": sum(f for fs in finished for f in fs) / len(lengths),
         "mean_chosen_length_chars": sum(len(p["chosen"][0]["content"]) for p in pairs) / len(pairs),
         "mean_rejected_length_chars": sum(len(p["rejected"][0]["content"]) for p in pairs) / len(pairs),
-        "generated_tokens": generated, "sampling": sampling, "wall_time_s": round(time.time() - started, 3),
+        "generated_tokens": generated, "sampling": sampling, "processes": workers,
+        "wall_time_s": round(time.time() - started, 3),
     }
     write_jsonl(out_dir / SAMPLES, samples)
     write_jsonl(out_dir / PAIRS, pairs, schema="preference_row")
     write_json(out_dir / STATS, stats)
+    if world > 1:
+        write_json(exchange / f"{token}-done.json", {"stats": str(out_dir / STATS)})
     log.info("iteration %d: %d prompts x %d samples, %d pairs, mean reward %.3f, mean length %.1f chars",
              iteration, len(rows), k, len(pairs), stats["mean_reward"], stats["mean_length_chars"])
     return stats
+
+
+def _merge(shares: list[dict], n_rows: int, k: int):
+    """The ranks' shares back in prompt order: completions, finished flags, flat rewards, generated tokens."""
+    completions: list = [None] * n_rows
+    finished: list = [None] * n_rows
+    rewards: list = [None] * n_rows
+    for part in shares:
+        for j, i in enumerate(part["index"]):
+            completions[i], finished[i] = part["completions"][j], part["finished"][j]
+            rewards[i] = part["rewards"][j * k:(j + 1) * k]
+    return completions, finished, [r for rs in rewards for r in rs], sum(p["generated"] for p in shares)
+
+
+def _wait_for(path: Path, poll_s: float = 1.0) -> Path:
+    """Wait for another rank's file (written atomically). No timeout: if that rank dies, the launcher (torchrun,
+    accelerate) stops every rank."""
+    while not path.is_file():
+        time.sleep(poll_s)
+    return path
+
+
+def _free_device_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def train_stage(method: str, block: dict, *, seed: int, iteration: int, policy: Path, reference: Path,
@@ -162,8 +233,10 @@ def iteration_stage(method: str, block: dict, *, seed: int, iteration: int, poli
         check_block(block, f"methods.{method}")
     except ValueError as err:
         raise InputError(str(err)) from None
+    from methods.common import trainer_dir
+
     sample_stage(method, block, seed=seed, iteration=iteration, policy=policy, reward_model=reward_model,
-                 prompts=prompts, out_dir=samples_dir)
+                 prompts=prompts, out_dir=samples_dir, exchange=trainer_dir(out_dir) / "sampling")
     return train_stage(method, block, seed=seed, iteration=iteration, policy=policy, reference=reference,
                        reward_model=reward_model, samples_dir=samples_dir, out_dir=out_dir)
 
@@ -212,7 +285,7 @@ def train(ctx: TrainContext) -> TrainResult:
     model, tokenizer = load_policy(policy)
     compute = read_provenance(policy)["compute"]
     plan = {**{k: v for k, v in compute.items() if k not in ("precision", "device_hours")},
-            "bf16": compute.get("precision") == "bf16"}
+            "bf16": compute.get("precision", "fp32") != "fp32"}
     return TrainResult(model, tokenizer, tokens, plan, metrics={"last_iteration": str(policy)})
 
 

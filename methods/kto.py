@@ -2,6 +2,7 @@
 
 Data: results/<study>/data/kto.jsonl (prompt/completion/label), the offline pairs unpaired (chosen -> desirable).
 `trainer.desirable_weight` / `trainer.undesirable_weight` weight the two halves of the loss (config, not code).
+Tokens seen: Trainer's own count, the non-padding tokens of the trained completions (the KL batch is not trained on).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from methods.registry import TrainContext, TrainResult, register_method
 def train(ctx: TrainContext) -> TrainResult:
     from trl import KTOConfig, KTOTrainer
 
-    from methods.common import device_plan, load_dataset_file, load_policy, trainer_tokens_seen, trl_config
+    from methods.common import (device_plan, load_dataset_file, load_policy, train_resuming, trainer_tokens_seen,
+                                trl_config)
 
     model, tokenizer = load_policy(ctx.policy)
     reference, _ = load_policy(ctx.reference)
@@ -22,6 +24,6 @@ def train(ctx: TrainContext) -> TrainResult:
                       where=f"methods.{ctx.method}.trainer")
     rows = load_dataset_file(ctx.data["kto"], "kto_row").select_columns(["prompt", "completion", "label"])
     trainer = KTOTrainer(model=model, ref_model=reference, args=args, train_dataset=rows, processing_class=tokenizer)
-    trainer.train()
+    train_resuming(trainer)
     return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan,
                        metrics={"train_log": trainer.state.log_history})

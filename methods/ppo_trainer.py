@@ -99,6 +99,11 @@ class PPOConfig:
     )
     seed: int = field(default=0, metadata={"help": "Random seed (prompt order, sampling, init)."})
     logging_steps: int = field(default=1, metadata={"help": "Write a log line to ppo_log.jsonl every N iterations."})
+    save_steps: int = field(
+        default=0,
+        metadata={"help": "Save a resumable checkpoint (output_dir/checkpoint-<step>: model, optimizer, RNG, prompt "
+                  "order, counters) every N iterations, keeping the newest; 0 never saves."},
+    )
     output_dir: str = field(default="ppo_output", metadata={"help": "Where ppo_log.jsonl and saved models go."})
     use_cpu: bool = field(default=False, metadata={"help": "Force CPU even when an accelerator is present."})
     bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision through accelerate."})
@@ -120,6 +125,8 @@ class PPOConfig:
             "logging_steps",
         ):
             positive_int(name)
+        if not isinstance(self.save_steps, int) or self.save_steps < 0:
+            raise ValueError(f"PPOConfig.save_steps must be an integer >= 0, got {self.save_steps!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"PPOConfig.learning_rate must be a finite positive number, got {self.learning_rate!r}")
         if not self.temperature > 0:
@@ -364,8 +371,8 @@ class PPOTrainer:
             mixed_precision="bf16" if config.bf16 else "no",
             gradient_accumulation_steps=config.gradient_accumulation_steps,
         )
-        set_seed(config.seed)
-        self._rng = random.Random(config.seed + self.accelerator.process_index)
+        set_seed(config.seed + self.accelerator.process_index)   # ranks sample different completions
+        self._rng = random.Random(config.seed)
         self._prompt_order: list[int] = []
 
         _disable_dropout(policy)
@@ -400,13 +407,28 @@ class PPOTrainer:
         return self.accelerator.unwrap_model(self.model).policy
 
     def _next_prompts(self) -> list[str]:
+        """This rank's share of the step's prompts: every rank draws the same global batch (one seeded order) and
+        takes its slice, so the prompts of a step do not depend on the number of processes."""
+        n, acc = self.config.per_device_train_batch_size, self.accelerator
         out = []
-        for _ in range(self.config.per_device_train_batch_size):
+        for _ in range(n * acc.num_processes):
             if not self._prompt_order:
                 self._prompt_order = list(range(len(self.train_prompts)))
                 self._rng.shuffle(self._prompt_order)
             out.append(self.train_prompts[self._prompt_order.pop()])
-        return out
+        return out[acc.process_index * n:(acc.process_index + 1) * n]
+
+    def _full_parameters(self):
+        """generate() runs the unwrapped policy token by token: under FSDP its parameters are shards, so gather
+        them for the duration (writeback=False: generation changes nothing). DDP and single-process models hold
+        full parameters already."""
+        from contextlib import nullcontext
+
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        if isinstance(self.model, FullyShardedDataParallel):
+            return FullyShardedDataParallel.summon_full_params(self.model, writeback=False, recurse=True)
+        return nullcontext()
 
     @staticmethod
     def _position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -434,7 +456,7 @@ class PPOTrainer:
 
         unwrapped = acc.unwrap_model(self.model)
         unwrapped.eval()
-        with acc.autocast():
+        with self._full_parameters(), acc.autocast():
             gen = unwrapped.policy.generate(
                 input_ids=query, attention_mask=query_mask, generation_config=self.generation_config
             )
@@ -456,7 +478,7 @@ class PPOTrainer:
         for s in range(0, B, cfg.mini_batch_size):
             sl = slice(s, s + cfg.mini_batch_size)
             with acc.autocast():
-                logits, vals = unwrapped(input_ids[sl], attention_mask[sl], self._position_ids(attention_mask[sl]))
+                logits, vals = self.model(input_ids[sl], attention_mask[sl], self._position_ids(attention_mask[sl]))
                 ref_logits = self.ref_policy(
                     input_ids=input_ids[sl],
                     attention_mask=attention_mask[sl],
@@ -618,31 +640,73 @@ class PPOTrainer:
         self.history.append(log)
         return log
 
-    def train(self) -> list[dict]:
-        """Run config.num_rollout_steps PPO iterations; logs go to output_dir/ppo_log.jsonl."""
+    STATE_FILE = "ppo_state.json"   # written last: a checkpoint folder without it is incomplete
+
+    def train(self, resume_from_checkpoint: Optional[str] = None) -> list[dict]:
+        """Run config.num_rollout_steps PPO iterations (continuing a checkpoint's run when given); logs go to
+        output_dir/ppo_log.jsonl."""
         cfg, acc = self.config, self.accelerator
+        if resume_from_checkpoint is not None:
+            self.load_checkpoint(resume_from_checkpoint)
         log_path = os.path.join(cfg.output_dir, self.LOG_FILE)
         if acc.is_main_process:
             os.makedirs(cfg.output_dir, exist_ok=True)
-            open(log_path, "w", encoding="utf-8").close()  # this run's log only, never appended across reruns
+            with open(log_path, "w", encoding="utf-8") as f:  # this run's log only, never appended across reruns
+                for row in self.history:                       # (a resumed run's: restored from its checkpoint)
+                    if row["step"] % cfg.logging_steps == 0:
+                        f.write(json.dumps(row) + "\n")
         bar = tqdm(
             total=cfg.num_rollout_steps,
+            initial=self.global_step,
             desc="PPO",
             disable=cfg.disable_tqdm or not acc.is_local_main_process,
         )
         try:
-            for _ in range(cfg.num_rollout_steps):
+            while self.global_step < cfg.num_rollout_steps:
                 log = self.step()
                 if acc.is_main_process and (
                     self.global_step % cfg.logging_steps == 0 or self.global_step == cfg.num_rollout_steps
                 ):
                     with open(log_path, "a", encoding="utf-8") as f:
                         f.write(json.dumps(log) + "\n")
+                if cfg.save_steps and self.global_step % cfg.save_steps == 0 \
+                        and self.global_step < cfg.num_rollout_steps:
+                    self.save_checkpoint()
                 bar.update(1)
                 bar.set_postfix(reward=f"{log['reward']:.3f}", kl=f"{log['kl']:.3f}", len=f"{log['response_length']:.1f}")
         finally:
             bar.close()
         return self.history
+
+    def save_checkpoint(self) -> str:
+        """output_dir/checkpoint-<step>: model, optimizer and every rank's RNG (accelerate save_state), then the
+        counters, history and prompt order; older checkpoints are removed once this one is complete."""
+        import shutil
+
+        acc = self.accelerator
+        path = os.path.join(self.config.output_dir, f"checkpoint-{self.global_step}")
+        acc.save_state(path)
+        if acc.is_main_process:
+            state = {"global_step": self.global_step, "optimizer_steps": self.optimizer_steps,
+                     "tokens_seen": self.tokens_seen, "history": self.history,
+                     "prompt_rng": self._rng.getstate(), "prompt_order": self._prompt_order}
+            with open(os.path.join(path, self.STATE_FILE), "w", encoding="utf-8") as f:
+                json.dump(state, f)
+            for name in os.listdir(self.config.output_dir):
+                if name.startswith("checkpoint-") and name != os.path.basename(path):
+                    shutil.rmtree(os.path.join(self.config.output_dir, name), ignore_errors=True)
+        acc.wait_for_everyone()
+        return path
+
+    def load_checkpoint(self, path: str) -> None:
+        self.accelerator.load_state(path)
+        with open(os.path.join(path, self.STATE_FILE), encoding="utf-8") as f:
+            state = json.load(f)
+        self.global_step, self.optimizer_steps = state["global_step"], state["optimizer_steps"]
+        self.tokens_seen, self.history = state["tokens_seen"], state["history"]
+        version, internal, gauss = state["prompt_rng"]
+        self._rng.setstate((version, tuple(internal), gauss))
+        self._prompt_order = list(state["prompt_order"])
 
     def save_model(self, output_dir: Optional[str] = None) -> None:
         """Save the policy (no value head) in save_pretrained format, plus the tokenizer."""

@@ -1,15 +1,19 @@
 """The method registry: a config name maps to a module that registered itself with ``@register_method``.
 
-A method module declares what it needs, so the generic `train` rule knows its inputs without importing torch:
+A method module declares what it needs, so the generic `train` rule knows its inputs without importing torch, and
+the config class its block's `trainer:` keys belong to, as an import path (imported only when asked for):
 
-    @register_method("dpo", family="paired", data=("prefs",), needs_reference_model=True)
+    @register_method("dpo", family="paired", data=("prefs",), needs_reference_model=True, config_class="trl:DPOConfig")
     def train(ctx: TrainContext) -> TrainResult: ...
+
+Tests and checks that walk the methods read this registry (``registered()``), never a list of their own.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -20,6 +24,8 @@ from pipeline.plugins import import_all, lookup
 DATA_KINDS = ("sft", "prefs", "kto", "online_prompts")
 # "iterative": trained by its own rules over {iteration} (workflow/rules/iterative.smk), not the generic `train` rule.
 FAMILIES = ("sft", "paired", "unpaired", "online", "iterative")
+# "package.module:Class"
+CONFIG_CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 @dataclass
@@ -59,14 +65,22 @@ class MethodSpec:
     needs_reference_model: bool = False
     needs_reward_model: bool = False
     needs_generation: bool = False
-    config_class: str | None = None  # "module:Class" of the config class `trainer:` keys belong to
+    config_class: str | None = None          # "module:Class" whose fields are the keys of the block's `trainer:`
+    extra_trainer_keys: tuple[str, ...] = ()  # `trainer:` keys the module reads itself, besides the class's fields
 
-    def load_config_class(self) -> type | None:
-        """The config class (imported now: it may pull in torch), or None when the method declares none."""
-        return load_class(self.config_class) if self.config_class else None
+    def load_config_class(self) -> type:
+        """The config class (a dataclass such as TRL's DPOConfig), imported now: this may import torch and TRL."""
+        if self.config_class is None:
+            raise LookupError(f"method {self.name!r} declares no config class")
+        try:
+            return load_class(self.config_class)
+        except (ImportError, AttributeError) as err:
+            raise LookupError(f"method {self.name!r}: config class {self.config_class!r} cannot be imported "
+                              f"({err})") from None
 
 
 def load_class(path: str) -> type:
+    """``"module:Class"`` imported now."""
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -75,19 +89,26 @@ _REGISTRY: dict[str, MethodSpec] = {}
 
 
 def register_method(name: str, *, family: str, data: tuple[str, ...], needs_reference_model: bool = False,
-                    needs_reward_model: bool = False, needs_generation: bool = False,
-                    config_class: str | None = None) -> Callable[[TrainFn], TrainFn]:
+                    needs_reward_model: bool = False, needs_generation: bool = False, config_class: str | None = None,
+                    extra_trainer_keys: tuple[str, ...] = ()) -> Callable[[TrainFn], TrainFn]:
+    """Register ``train(ctx) -> TrainResult`` as method ``name`` (the module's file name, methods/<name>.py).
+
+    ``config_class``: "module:Class", e.g. "trl:DPOConfig" or "trl.experimental.orpo:ORPOConfig";
+    ``extra_trainer_keys``: `trainer:` keys that are not fields of that class (the module consumes them).
+    """
     if family not in FAMILIES:
         raise ValueError(f"method {name!r}: family {family!r} is not one of {FAMILIES}")
     unknown = set(data) - set(DATA_KINDS)
     if unknown:
         raise ValueError(f"method {name!r}: unknown data kinds {sorted(unknown)}; expected some of {DATA_KINDS}")
+    if config_class is not None and not CONFIG_CLASS_PATH.match(config_class):
+        raise ValueError(f"method {name!r}: config_class {config_class!r} is not of the form 'module:Class'")
 
     def decorator(fn: TrainFn) -> TrainFn:
         if name in _REGISTRY:
             raise ValueError(f"method {name!r} is already registered (by {_REGISTRY[name].train.__module__})")
         _REGISTRY[name] = MethodSpec(name, family, tuple(data), fn, needs_reference_model, needs_reward_model,
-                                     needs_generation, config_class)
+                                     needs_generation, config_class, tuple(extra_trainer_keys))
         return fn
 
     return decorator
@@ -142,7 +163,8 @@ def check_method_blocks(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: key sft.module: {module!r} is a {spec.family} method, expected an sft one")
         try:
             check_block(module, block, where)
-            check_trainer_keys(spec.load_config_class(), block, where, sys.modules[spec.train.__module__])
+            check_trainer_keys(spec.load_config_class() if spec.config_class else None, block, where,
+                               sys.modules[spec.train.__module__], spec.extra_trainer_keys)
         except ValueError as err:
             raise ConfigError(f"{source}: {str(err).removeprefix('config ')}") from None
     try:
@@ -158,7 +180,8 @@ REWARD_MODEL_CONFIG = "trl:RewardConfig"
 PRETRAIN_CONFIG = "trl:SFTConfig"
 
 
-def check_trainer_keys(config_class: type | None, block: dict, where: str, module: Any = None) -> None:
+def check_trainer_keys(config_class: type | None, block: dict, where: str, module: Any = None,
+                       extra_keys: tuple[str, ...] = ()) -> None:
     """`trainer:` keys are fields of the method's config class (plus the module's ``EXTRA_KEYS``, minus its
     ``DERIVED_KEYS``, which the run sets), and the batch sizes divide: known before any job starts."""
     effective, per_device = block["effective_batch_size"], block["per_device_train_batch_size"]
@@ -167,7 +190,8 @@ def check_trainer_keys(config_class: type | None, block: dict, where: str, modul
                          f"per_device_train_batch_size ({per_device})")
     if config_class is None:
         return
-    extra, derived = set(getattr(module, "EXTRA_KEYS", ())), set(getattr(module, "DERIVED_KEYS", ()))
+    extra = set(extra_keys) | set(getattr(module, "EXTRA_KEYS", ()))
+    derived = set(getattr(module, "DERIVED_KEYS", ()))
     valid = ({f.name for f in dataclasses.fields(config_class)} | extra) - derived
     for key in sorted(block["trainer"]):
         if key not in valid:

@@ -1,5 +1,6 @@
-"""The Bradley-Terry reward model (TRL RewardTrainer) from the SFT checkpoint, and a scorer that the online
-methods (iterative DPO, PPO, GRPO) share.
+"""The Bradley-Terry reward model (TRL RewardTrainer) from the SFT checkpoint, or from the model named by the
+block's ``init: {hub_id, revision?}`` (the RLHF Workflow report starts it from Meta-Llama-3-8B-Instruct, its
+footnote 4), and a scorer that the online methods (iterative DPO, PPO, GRPO) share.
 
     python -m methods.reward_model --block-json '{...}' --seed 0 --sft results/micro/models/sft \
         --prefs results/micro/data/rm_prefs.jsonl --out-dir results/micro/models/reward_model
@@ -21,29 +22,43 @@ log = get_logger("methods.reward_model")
 
 
 def train_reward_model(block: dict, *, seed: int, sft: Path, prefs: Path, out_dir: Path) -> dict:
+    import torch
     from transformers import AutoModelForSequenceClassification, set_seed
     from trl import RewardConfig, RewardTrainer
 
-    from methods.common import device_plan, load_dataset_file, load_policy, save_checkpoint, trainer_tokens_seen, trl_config
+    from methods.common import (device_plan, load_dataset_file, load_policy, save_checkpoint, train_resuming,
+                                trainer_tokens_seen, trl_config)
 
     from pipeline.provenance import verify_checkpoint
 
     started = time.time()
-    verify_checkpoint(sft)
-    _, tokenizer = load_policy(sft)
+    init = block.get("init")
+    if init:   # a hub model (or a local folder) instead of our SFT checkpoint, with its own tokenizer
+        from transformers import AutoTokenizer
+
+        source, revision = init["hub_id"], init.get("revision")
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    else:
+        source, revision = sft, None
+        verify_checkpoint(sft)
+        _, tokenizer = load_policy(sft)
     set_seed(seed)  # the score head is freshly initialised by from_pretrained: seed it, or every run differs
-    model = AutoModelForSequenceClassification.from_pretrained(sft, num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1, revision=revision,
+                                                               dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
     plan = device_plan(block, "reward_model")
     args = trl_config(RewardConfig, block["trainer"], plan=plan, out_dir=out_dir, seed=seed,
                       where="reward_model.trainer")
     trainer = RewardTrainer(model=model, args=args, train_dataset=load_dataset_file(prefs, "preference_row"),
                             processing_class=tokenizer)
-    trainer.train()
+    train_resuming(trainer)
     return save_checkpoint(trainer.model, tokenizer, out_dir, stage="reward_model", config_block=block,
-                           parents={"policy": sft}, seed=seed, started=started,
+                           parents={"policy": sft} if not init else {}, seed=seed, started=started,
                            tokens_seen=trainer_tokens_seen(trainer), plan=plan,
-                           extra={"metrics": {"train_log": trainer.state.log_history}})
+                           extra={"metrics": {"train_log": trainer.state.log_history},
+                                  **({"init": dict(init)} if init else {})})
 
 
 class RewardScorer:
@@ -53,12 +68,17 @@ class RewardScorer:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from methods.common import job_device
+
         self.torch = torch
         self.path = path
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or job_device()   # each rank scores on its own device (LOCAL_RANK)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "right"
-        self.model = AutoModelForSequenceClassification.from_pretrained(path).to(self.device).eval()
+        # inference only: bf16 halves the memory of a reward model on every rank where the GPU supports it
+        dtype = (torch.bfloat16 if self.device.startswith("cuda") and torch.cuda.is_bf16_supported()
+                 else torch.float32)
+        self.model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype).to(self.device).eval()
         self.batch_size = batch_size
 
     def score(self, prompts: list[list[dict]], completions: list[str]) -> list[float]:

@@ -46,3 +46,44 @@ def sample_completions(model, tokenizer, conversations: list[list[dict]], n: int
     finally:
         tokenizer.padding_side = padding_side
     return completions, finished, generated
+
+
+BACKENDS = ("transformers", "vllm")
+
+
+def sample(policy_dir, conversations: list[list[dict]], n: int, *, backend: str, max_new_tokens: int,
+           temperature: float, top_p: float, batch_size: int, seed: int, device: str,
+           vllm: dict | None = None) -> tuple[list[list[str]], list[list[bool]], int]:
+    """n completions per conversation from the checkpoint `policy_dir`, as sample_completions returns them.
+
+    transformers: the model on `device` (the job's GPU of this rank, methods/common.job_device);
+    vllm: `vllm serve` from its own environment on the job's GPUs (pipeline/vllm_server.py; `vllm` = VLLMServer
+    keyword arguments, as config generation.vllm), prompts rendered with the checkpoint's chat template here."""
+    from methods.common import load_policy
+
+    if backend == "transformers":
+        model, tokenizer = load_policy(policy_dir, device=device)
+        try:
+            return sample_completions(model, tokenizer, conversations, n, max_new_tokens=max_new_tokens,
+                                      temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed)
+        finally:
+            del model
+    if backend != "vllm":
+        raise ValueError(f"sampling backend {backend!r}: expected one of {list(BACKENDS)}")
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from pipeline.vllm_server import VLLMServer
+
+    tokenizer = AutoTokenizer.from_pretrained(policy_dir)
+    prompts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+    with VLLMServer(policy_dir, seed=seed, name=Path(policy_dir).name, **(vllm or {})) as server:
+        completions = server.client(prompts_per_request=max(1, batch_size // n)).complete(
+            prompts, n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
+    # The completions endpoint returns text; a completion shorter than max_new_tokens ended with EOS (vLLM stops
+    # there and, as skip_special_tokens does here, leaves EOS out of the text), which counts as one more token.
+    lengths = [[len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in cs] for cs in completions]
+    finished = [[length < max_new_tokens for length in ls] for ls in lengths]
+    generated = sum(length + done for ls, fs in zip(lengths, finished) for length, done in zip(ls, fs))
+    return [[c.strip() for c in cs] for cs in completions], finished, generated

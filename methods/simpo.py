@@ -10,7 +10,6 @@ This module is the worked example of README "Add a method".
 
 from __future__ import annotations
 
-import copy
 import os
 
 from methods.registry import TrainContext, TrainResult, register_config_check, register_method
@@ -31,32 +30,21 @@ def train(ctx: TrainContext) -> TrainResult:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-    from methods.common import device_plan, load_dataset_file, load_policy, trl_config
+    from methods.common import (PAIRED_MASKS, counting_trainer, device_plan, load_dataset_file, load_policy,
+                                train_resuming, trainer_tokens_seen, trl_config, without_bos)
     from pipeline.io import InputError
-
-    class CountingCPOTrainer(CPOTrainer):
-        """CPOTrainer's batches carry chosen_/rejected_ ids, which Trainer's token counter misses: count them."""
-
-        tokens_seen = 0
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if model.training:
-                self.tokens_seen += int(inputs["chosen_attention_mask"].sum() + inputs["rejected_attention_mask"].sum())
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     try:
         check_definition(ctx.block, f"methods.{ctx.method}")
     except ValueError as err:
         raise InputError(str(err)) from None
     model, tokenizer = load_policy(ctx.policy)
-    # CPOTrainer prepends BOS to every prompt; our chat template (and SFT, generation) never uses it.
-    cpo_tokenizer = copy.deepcopy(tokenizer)
-    cpo_tokenizer.bos_token = None
     plan = device_plan(ctx.block, f"methods.{ctx.method}")
     args = trl_config(CPOConfig, {**ctx.block["trainer"], **DEFINITION}, plan=plan, out_dir=ctx.out_dir,
                       seed=ctx.seed, where=f"methods.{ctx.method}.trainer")
     pairs = load_dataset_file(ctx.data["prefs"], "preference_row").select_columns(["prompt", "chosen", "rejected"])
-    trainer = CountingCPOTrainer(model=model, args=args, train_dataset=pairs, processing_class=cpo_tokenizer)
-    trainer.train()
-    return TrainResult(trainer.model, tokenizer, trainer.tokens_seen, plan,
+    trainer = counting_trainer(CPOTrainer, PAIRED_MASKS)(model=model, args=args, train_dataset=pairs,
+                                                         processing_class=without_bos(tokenizer))
+    train_resuming(trainer)
+    return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan,
                        metrics={"train_log": trainer.state.log_history})

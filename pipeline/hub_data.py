@@ -11,12 +11,15 @@ start from a pretrained `base.hub_id`, have no gold answers and run the standard
 
 Offline clusters: with a local mirror root (`data.mirror`, or the environment variable named by MIRROR_ENV, which
 wins), a dataset id `owner/name` is read from `<root>/owner/name/` (a folder laid out like the hub repository,
-e.g. made by `huggingface-cli download --repo-type dataset owner/name --local-dir <root>/owner/name`).
+e.g. made by `huggingface-cli download --repo-type dataset owner/name --local-dir <root>/owner/name`); so are the
+base model (methods/base_model.py) and lm-eval's task datasets (``mirror_workdir``). The workflow exports
+`data.mirror` as MIRROR_ENV to every job (workflow/rules/common.smk).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -25,7 +28,7 @@ from typing import Any, Callable
 
 from pipeline.cli import entry_point
 from pipeline.formats import assistant, kto_rows, user
-from pipeline.io import InputError, write_json, write_jsonl
+from pipeline.io import InputError, write_json, write_jsonl, write_text
 from pipeline.logs import get_logger
 
 log = get_logger("pipeline.hub_data")
@@ -43,8 +46,23 @@ OUTPUTS = {
     "mt_bench_questions": "mt_bench_questions.jsonl",
     "arena_hard_questions": "arena_hard_questions.jsonl",
     "arena_hard_baseline": "arena_hard_baseline.jsonl",
+    "mt_bench_reference": "mt_bench_reference.jsonl",   # FastChat's reference_answer/gpt-4.jsonl (a hub file)
 }
-SOURCES = tuple(k for k in OUTPUTS if k != "kto")   # the `data:` keys naming a dataset
+SOURCES = tuple(k for k in OUTPUTS if k != "kto")   # the `data:` keys naming a dataset or a file
+# Written only when the config names them: upstream's df_gamed.csv (AlpacaEval's length_controlled_v1 GLM) and the
+# report's per-iteration prompt sets (online_prompts_iter<t>, read by iteration t of the iterative methods).
+OPTIONAL = {"alpaca_eval_gamed": "alpaca_eval_gamed.csv"}
+ITERATION_PROMPTS = re.compile(r"online_prompts_iter[1-9][0-9]*")
+# Sources that are one file of a hub repository (a dataset or a space), not a `datasets` dataset:
+# {repo, repo_type, file, revision?}; with a mirror, <root>/<repo>/<file>.
+FILE_SOURCES = ("mt_bench_reference", "alpaca_eval_gamed")
+
+
+def outputs(data: dict) -> dict[str, str]:
+    """The files this stage writes for a config's ``data`` block: OUTPUTS plus the optional ones it names."""
+    extra = {k: v for k, v in OPTIONAL.items() if k in data}
+    extra.update({k: f"{k}.jsonl" for k in sorted(data) if ITERATION_PROMPTS.fullmatch(k)})
+    return {**OUTPUTS, **extra}
 
 # Per output: format -> the column-mapping keys it needs (required, optional).
 FORMATS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
@@ -66,16 +84,70 @@ def _where(kind: str, source: dict) -> str:
     return f"config key data.{kind} (dataset {source['dataset']!r})"
 
 
-def resolve_path(source: dict, mirror: str | None) -> tuple[str, bool]:
-    """The path given to load_dataset: the hub id, or its folder under the local mirror root."""
+def resolve_repo(repo_id: str, mirror: str | None, what: str) -> tuple[str, bool]:
+    """A hub repository id, or its folder under the local mirror root (the environment variable wins)."""
     root = os.environ.get(MIRROR_ENV) or mirror
     if not root:
-        return source["dataset"], False
-    local = Path(root) / source["dataset"]
+        return repo_id, False
+    local = Path(root) / repo_id
     if not local.is_dir():
-        raise InputError(f"config key data.mirror: no {local} for dataset {source['dataset']!r} (mirror root {root}"
+        raise InputError(f"config key data.mirror: no {local} for {what} {repo_id!r} (mirror root {root}"
                          f"{' from ' + MIRROR_ENV if os.environ.get(MIRROR_ENV) else ''})")
     return str(local), True
+
+
+def fetch_file(kind: str, source: dict, mirror: str | None) -> Path:
+    """One file of a hub repository: ``<mirror root>/<repo>/<file>`` offline, else ``hf_hub_download``."""
+    for key in ("repo", "file"):
+        if not isinstance(source.get(key), str):
+            raise InputError(f"config key data.{kind}.{key}: expected the hub repository's {key} as a string")
+    root = os.environ.get(MIRROR_ENV) or mirror
+    if root:
+        local = Path(root) / source["repo"] / source["file"]
+        if not local.is_file():
+            raise InputError(f"config key data.{kind}: no {local} in the mirror (repository {source['repo']!r}, "
+                             f"file {source['file']!r})")
+        return local
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id=source["repo"], filename=source["file"],
+                                    repo_type=source.get("repo_type", "dataset"), revision=source.get("revision")))
+    except Exception as err:
+        raise InputError(f"config key data.{kind}: cannot download {source['file']!r} from {source['repo']!r}: "
+                         f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+
+
+def mt_bench_reference_rows(kind: str, path: Path) -> list[dict]:
+    """FastChat's ``reference_answer/gpt-4.jsonl`` rows as they are (FastChat's answer format)."""
+    from pipeline.io import read_jsonl
+
+    rows = read_jsonl(path, schema="mt_bench_answer")
+    if not rows:
+        raise InputError(f"config key data.{kind}: {path} has no reference answers")
+    return rows
+
+
+@contextlib.contextmanager
+def mirror_workdir():
+    """Inside, the working directory is the mirror root (when one is set), so libraries that load hub datasets by id
+    (lm-eval's tasks) read ``<root>/owner/name/``: datasets.load_dataset takes a relative ``owner/name`` that is a
+    local folder before the hub (datasets/load.py dataset_module_factory). Callers pass absolute paths."""
+    root = os.environ.get(MIRROR_ENV)
+    if not root:
+        yield
+        return
+    before = os.getcwd()
+    os.chdir(root)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def resolve_path(source: dict, mirror: str | None) -> tuple[str, bool]:
+    """The path given to load_dataset: the hub id, or its folder under the local mirror root."""
+    return resolve_repo(source["dataset"], mirror, "dataset")
 
 
 def load_rows(kind: str, source: dict, mirror: str | None, seed: int) -> list[dict]:
@@ -125,10 +197,11 @@ class Mapper:
 
     def __init__(self, kind: str, source: dict, rows: list[dict]):
         self.kind, self.source = kind, source
-        self.format = source.get("format", DEFAULT_FORMAT.get(kind) or next(iter(FORMATS[kind])))
-        if self.format not in FORMATS[kind]:
-            raise InputError(f"config key data.{kind}.format: {self.format!r} is not one of {sorted(FORMATS[kind])}")
-        required, optional = FORMATS[kind][self.format]
+        family = "online_prompts" if ITERATION_PROMPTS.fullmatch(kind) else kind
+        self.format = source.get("format", DEFAULT_FORMAT.get(family) or next(iter(FORMATS[family])))
+        if self.format not in FORMATS[family]:
+            raise InputError(f"config key data.{kind}.format: {self.format!r} is not one of {sorted(FORMATS[family])}")
+        required, optional = FORMATS[family][self.format]
         self.columns = dict(source.get("columns", {}))
         unknown = sorted(set(self.columns) - set(required) - set(optional))
         if unknown:
@@ -286,11 +359,21 @@ def write_hub_data(data: dict, seed: int, out_dir: Path) -> None:
     mirror = data.get("mirror")
     missing = [k for k in SOURCES if k not in data]
     if missing:
-        raise InputError(f"config key data: missing {missing} (each names a dataset)")
+        raise InputError(f"config key data: missing {missing} (each names a dataset or a hub file)")
     counts = {}
     questions: dict[str, dict] = {}
-    for kind in SOURCES:
+    files = outputs(data)
+    for kind in [k for k in files if k != "kto"]:
         source = data[kind]
+        if kind == "mt_bench_reference":
+            out = mt_bench_reference_rows(kind, fetch_file(kind, source, mirror))
+            write_jsonl(out_dir / files[kind], out, "mt_bench_answer")
+            counts[kind] = len(out)
+            continue
+        if kind == "alpaca_eval_gamed":
+            write_text(out_dir / files[kind], fetch_file(kind, source, mirror).read_text())
+            counts[kind] = 1
+            continue
         rows = load_rows(kind, source, mirror, seed)
         if not rows:
             raise InputError(f"{_where(kind, source)}: no rows")
@@ -306,9 +389,9 @@ def write_hub_data(data: dict, seed: int, out_dir: Path) -> None:
                                  f"(e.g. uid {missing_uids[0]!r})")
             write_jsonl(out_dir / OUTPUTS[kind], out, "arena_hard_answer")
         else:
-            convert, schema = WRITERS[kind]
+            convert, schema = WRITERS["online_prompts" if ITERATION_PROMPTS.fullmatch(kind) else kind]
             out = convert(mapper, rows)
-            write_jsonl(out_dir / OUTPUTS[kind], out, schema)
+            write_jsonl(out_dir / files[kind], out, schema)
             if kind == "prefs":
                 write_jsonl(out_dir / OUTPUTS["kto"], kto_rows(out), "kto_row")
                 counts["kto"] = 2 * len(out)

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # A one-node Slurm on this machine (Debian, as root, no systemd), for testing the Slurm profile for real:
 #   scripts/local_slurm.sh start   # installs slurm-wlm + munge if missing, writes slurm.conf, starts the daemons
-#   scripts/local_slurm.sh stop
+#   scripts/local_slurm.sh stop    # stops the daemons `start` started (by their recorded PIDs)
+# tests/test_slurm.py calls both; CI (.ci/run) installs the packages first.
 # No accounting storage: Snakemake must use `--slurm-status-command squeue` (see profiles/slurm/config.yaml).
 set -euo pipefail
 STATE=/run/local-slurm
 case "${1:-}" in
 start)
+  if command -v sinfo >/dev/null && sinfo -h -o %T 2>/dev/null | grep -qx idle; then exit 0; fi   # already up
   if ! command -v slurmctld >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
   fi
   mkdir -p /run/munge /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/slurm "$STATE"
   chown munge:munge /run/munge && chmod 755 /run/munge
-  pgrep -x munged >/dev/null || su -s /bin/sh munge -c /usr/sbin/munged
+  if ! munge -n >/dev/null 2>&1; then   # no munged answering: started here, stopped by `stop`
+    su -s /bin/sh munge -c /usr/sbin/munged && cp /run/munge/munged.pid "$STATE/munged.pid"
+  fi
   host=$(hostname -s); cpus=$(nproc); mem=$(( $(free -m | awk '/^Mem:/{print $2}') - 1024 ))
   cat > /etc/slurm/slurm.conf <<CONF
 ClusterName=local
@@ -43,7 +47,7 @@ CONF
   echo "local slurm did not come up; see /var/log/slurm/" >&2; exit 1
   ;;
 stop)
-  for d in slurmd slurmctld; do [ -f "$STATE/$d.pid" ] && kill "$(cat "$STATE/$d.pid")" 2>/dev/null || true; rm -f "$STATE/$d.pid"; done
+  for d in slurmd slurmctld munged; do [ -f "$STATE/$d.pid" ] && kill "$(cat "$STATE/$d.pid")" 2>/dev/null || true; rm -f "$STATE/$d.pid"; done
   ;;
 *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

@@ -30,6 +30,7 @@ OUTPUTS = {
     "eval_items": "eval_items.jsonl",
     "alpaca_eval_baseline": "alpaca_eval_baseline.json",
     "mt_bench_questions": "mt_bench_questions.jsonl",
+    "mt_bench_reference": "mt_bench_reference.jsonl",
     "arena_hard_questions": "arena_hard_questions.jsonl",
     "arena_hard_baseline": "arena_hard_baseline.jsonl",
     "academic_gen": "academic_gen.jsonl",
@@ -110,11 +111,13 @@ def baseline_outputs(items: list[Item], world: dict, rng: random.Random) -> list
 
 
 # MT-Bench (FastChat data/mt_bench/question.jsonl): question ids are integers; math, reasoning and coding questions
-# carry reference answers (here the gold answers). Arena-Hard (v2.0 question.jsonl): string uids, and every micro
+# have reference answers (here the gold answers), in a file of their own as FastChat's reference_answer/gpt-4.jsonl
+# (FastChat never reads a `reference` field of the questions). Arena-Hard (v2.0 question.jsonl): string uids, and every micro
 # question is a "hard_prompt" (the category judged with upstream's original system prompt).
 MT_BENCH_REFERENCE_CATEGORIES = ("math", "reasoning", "coding")
 ARENA_HARD_CATEGORY = "hard_prompt"
 BASELINE_MODEL = "baseline"
+REFERENCE_MODEL = "gold"          # MT-Bench's reference "model" (FastChat's is gpt-4)
 MC_CHOICES = 4
 
 
@@ -122,11 +125,16 @@ def mt_bench_questions(items: list[Item]) -> list[dict]:
     """MT-Bench questions in FastChat's format, plus ``item_id`` (ours) naming the gold item."""
     rows = []
     for i, it in enumerate(items):
-        row = {"question_id": i + 1, "category": it.category, "turns": list(it.turns), "item_id": it.item_id}
-        if it.category in MT_BENCH_REFERENCE_CATEGORIES:
-            row["reference"] = list(it.golds)
-        rows.append(row)
+        rows.append({"question_id": i + 1, "category": it.category, "turns": list(it.turns), "item_id": it.item_id})
     return rows
+
+
+def mt_bench_reference(items: list[Item]) -> list[dict]:
+    """The reference answers of the math, reasoning and coding questions (the gold answers) in FastChat's
+    ``reference_answer/gpt-4.jsonl`` format; question ids as ``mt_bench_questions`` numbers them."""
+    return [{"question_id": i + 1, "answer_id": f"{REFERENCE_MODEL}-{i + 1}", "model_id": REFERENCE_MODEL,
+             "choices": [{"index": 0, "turns": list(it.golds)}], "tstamp": 0.0}
+            for i, it in enumerate(items) if it.category in MT_BENCH_REFERENCE_CATEGORIES]
 
 
 def arena_hard_questions(items: list[Item]) -> list[dict]:
@@ -187,6 +195,7 @@ def write_world_data(world: dict, out_dir: Path) -> None:
     # the AlpacaEval baseline stay as they were when these were added).
     eval_rng = random.Random(world["seed"] + 2)
     write_jsonl(out_dir / OUTPUTS["mt_bench_questions"], mt_bench_questions(splits["mt_bench"]), "mt_bench_question")
+    write_jsonl(out_dir / OUTPUTS["mt_bench_reference"], mt_bench_reference(splits["mt_bench"]), "mt_bench_answer")
     write_jsonl(out_dir / OUTPUTS["arena_hard_questions"], arena_hard_questions(splits["arena_hard"]),
                 "arena_hard_question")
     write_jsonl(out_dir / OUTPUTS["arena_hard_baseline"], arena_hard_baseline(splits["arena_hard"], world, eval_rng),

@@ -20,9 +20,12 @@ CHAT_TEMPLATE = (
 )
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int):
-    """Train the BPE tokenizer and wrap it as a transformers fast tokenizer with the chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def train_tokenizer(texts: Iterable[str], vocab_size: int, *, pad: str | None = PAD, eos: str = EOS, bos: str = BOS,
+                    extra_special: tuple[str, ...] = ROLE_TOKENS, chat_template: str | None = CHAT_TEMPLATE,
+                    add_bos: bool = False):
+    """Train the BPE tokenizer and wrap it as a transformers fast tokenizer with the chat template (the defaults:
+    the micro world's). ``add_bos`` prepends ``bos`` to every encoding, as Llama-3's tokenizer does."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
@@ -32,13 +35,16 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[PAD, EOS, BOS, *ROLE_TOKENS],
+        special_tokens=[t for t in (pad, eos, bos, *extra_special) if t is not None],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
+    if add_bos:
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tokenizer.token_to_id(bos))])
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token=PAD, eos_token=EOS, bos_token=BOS, padding_side="left"
+        tokenizer_object=tokenizer, pad_token=pad, eos_token=eos, bos_token=bos, padding_side="left"
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = chat_template
     return fast

@@ -20,6 +20,9 @@ class JudgeRequest:
     key: str
     messages: list[dict[str, str]]
     oracle: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The protocol's own sampling parameters (e.g. AlpacaEval's max_tokens 1, logprobs, top_logprobs 5), over the
+    # judge's configured ones; part of the cache key.
+    sampling: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,9 @@ class JudgeResponse:
     text: str
     latency_s: float
     cache_hit: bool
+    # When the request asked for ``logprobs``: the first completion token's ``top_logprobs`` as the OpenAI API
+    # returns them (``[{"token", "logprob"}, ...]``); None otherwise.
+    top_logprobs: list[dict[str, Any]] | None = None
 
 
 class Judge(Protocol):
@@ -41,6 +47,11 @@ class Judge(Protocol):
     sampling: dict[str, Any]
 
     def judge(self, requests: list[JudgeRequest]) -> list[JudgeResponse]: ...
+
+
+def request_sampling(judge_sampling: dict[str, Any], request: JudgeRequest) -> dict[str, Any]:
+    """The sampling parameters of one call: the judge's, overridden by the protocol's (``request.sampling``)."""
+    return {**judge_sampling, **request.sampling}
 
 
 def prompt_hash(judge_id: str, messages: list[dict[str, str]], sampling: dict[str, Any]) -> str:

@@ -49,6 +49,7 @@ class CacheEntry:
     text: str
     latency_s: float
     timestamp: str
+    top_logprobs: list[dict[str, Any]] | None = None   # only for calls that asked for logprobs
 
 
 def _parse_entry(raw: bytes) -> CacheEntry:
@@ -65,6 +66,7 @@ def _parse_entry(raw: bytes) -> CacheEntry:
         text=obj["text"],
         latency_s=float(obj["latency_s"]),
         timestamp=obj["timestamp"],
+        top_logprobs=obj.get("top_logprobs"),
     )
 
 
@@ -77,6 +79,8 @@ def _serialise(entry: CacheEntry) -> bytes:
         "latency_s": entry.latency_s,
         "timestamp": entry.timestamp,
     }
+    if entry.top_logprobs is not None:
+        obj["top_logprobs"] = entry.top_logprobs
     return json.dumps(obj, ensure_ascii=False, sort_keys=True).encode("utf-8") + _NEWLINE
 
 
@@ -106,7 +110,8 @@ class JudgeCache:
         with self._lock:
             return self._entries.get(prompt_hash)
 
-    def put(self, prompt_hash: str, text: str, latency_s: float, judge_id: str = "") -> CacheEntry:
+    def put(self, prompt_hash: str, text: str, latency_s: float, judge_id: str = "",
+            top_logprobs: list[dict[str, Any]] | None = None) -> CacheEntry:
         """Record an answer: append one line, flush and fsync it, then make it visible to ``get``."""
         entry = CacheEntry(
             prompt_hash=prompt_hash,
@@ -114,6 +119,7 @@ class JudgeCache:
             text=text,
             latency_s=float(latency_s),
             timestamp=datetime.now(timezone.utc).isoformat(),
+            top_logprobs=top_logprobs,
         )
         line = _serialise(entry)
         with self._lock:

@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 
 from pipeline.config import DEFAULT_API_KEY_ENV, OPENAI_HOST, is_loopback_url
 from pipeline.io import StageError
-from evals.judges.base import JudgeRequest, JudgeResponse, prompt_hash
+from evals.judges.base import JudgeRequest, JudgeResponse, prompt_hash, request_sampling
 from evals.judges.cache import JudgeCache
 
 logger = logging.getLogger(__name__)
@@ -133,6 +133,19 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def extract_top_logprobs(payload: Any) -> list[dict[str, Any]]:
+    """``choices[0].logprobs.content[0].top_logprobs`` (the first token's alternatives, as alpaca_eval's
+    ``logprob_parser`` reads them); raises ``ValueError`` if it is not there."""
+    try:
+        top = payload["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise ValueError(f"no choices[0].logprobs.content[0].top_logprobs in response ({type(exc).__name__}: "
+                         f"{exc})") from exc
+    if not isinstance(top, list) or not all(isinstance(t, dict) and "token" in t and "logprob" in t for t in top):
+        raise ValueError("top_logprobs is not a list of {token, logprob}")
+    return [{"token": t["token"], "logprob": float(t["logprob"])} for t in top]
 
 
 def extract_content(payload: Any) -> str:
@@ -252,7 +265,7 @@ class HTTPJudge:
     def judge(self, requests: list[JudgeRequest]) -> list[JudgeResponse]:
         """Answer every request, in request order: cache hits first, the rest over HTTP concurrently."""
         results: list[JudgeResponse | None] = [None] * len(requests)
-        hashes = [prompt_hash(self.judge_id, r.messages, self.sampling) for r in requests]
+        hashes = [prompt_hash(self.judge_id, r.messages, request_sampling(self.sampling, r)) for r in requests]
         with tqdm(total=len(requests), desc=f"judge {self.judge_id}", disable=not self.progress) as bar:
             misses = self._fill_cache_hits(requests, hashes, results, bar)
             try:
@@ -276,7 +289,8 @@ class HTTPJudge:
             if entry is None:
                 misses.append(i)
                 continue
-            results[i] = JudgeResponse(request.key, self.judge_id, key_hash, entry.text, entry.latency_s, True)
+            results[i] = JudgeResponse(request.key, self.judge_id, key_hash, entry.text, entry.latency_s, True,
+                                       entry.top_logprobs)
             bar.update(1)
         return misses
 
@@ -309,15 +323,16 @@ class HTTPJudge:
 
     def _judge_one(self, request: JudgeRequest, key_hash: str, batch: _Batch) -> JudgeResponse:
         """One request over HTTP (with retries), cached on success."""
-        text, latency_s = self._call_with_retries(request, batch)
+        (text, top_logprobs), latency_s = self._call_with_retries(request, batch)
         if self.cache is not None:
-            self.cache.put(key_hash, text, latency_s, judge_id=self.judge_id)
-        return JudgeResponse(request.key, self.judge_id, key_hash, text, latency_s, False)
+            self.cache.put(key_hash, text, latency_s, judge_id=self.judge_id, top_logprobs=top_logprobs)
+        return JudgeResponse(request.key, self.judge_id, key_hash, text, latency_s, False, top_logprobs)
 
     # -- retries -------------------------------------------------------------------------------------
 
-    def _call_with_retries(self, request: JudgeRequest, batch: _Batch) -> tuple[str, float]:
-        """Attempt up to ``1 + max_retries`` times; return ``(text, latency of the successful attempt)``."""
+    def _call_with_retries(self, request: JudgeRequest, batch: _Batch) -> tuple[tuple[str, Any], float]:
+        """Attempt up to ``1 + max_retries`` times; return ``((text, top_logprobs), latency of the successful
+        attempt)``."""
         attempts = self.max_retries + 1
         last_error = ""
         waited = 0.0
@@ -359,9 +374,10 @@ class HTTPJudge:
 
     # -- one HTTP attempt ----------------------------------------------------------------------------
 
-    def _attempt(self, request: JudgeRequest, session: requests.Session) -> tuple[str, float]:
+    def _attempt(self, request: JudgeRequest, session: requests.Session) -> tuple[tuple[str, Any], float]:
         """POST once; classify the outcome as success, retryable, or fatal (``JudgeHTTPError``)."""
-        body = {"model": self.judge_id, "messages": request.messages, **self.sampling}
+        sampling = request_sampling(self.sampling, request)
+        body = {"model": self.judge_id, "messages": request.messages, **sampling}
         start = time.monotonic()
         try:
             # No redirects: the key goes to the configured endpoint only.
@@ -376,7 +392,7 @@ class HTTPJudge:
                                     + self._redact(f"{type(exc).__name__}: {exc}")) from None
         latency_s = time.monotonic() - start
         self._check_status(request.key, response)
-        return self._parse_body(response), latency_s
+        return self._parse_body(response, bool(sampling.get("logprobs"))), latency_s
 
     def _check_status(self, key: str, response: requests.Response) -> None:
         """Return on 2xx; raise ``_RetryableError`` on 408/429/5xx, ``JudgeHTTPError`` on other 4xx."""
@@ -392,10 +408,12 @@ class HTTPJudge:
             raise _RetryableError(f"HTTP {status}: {body}", retry_after)
         raise JudgeHTTPError(key, status, body)
 
-    def _parse_body(self, response: requests.Response) -> str:
-        """The completion text; a body that is not a well-formed chat completion is retryable."""
+    def _parse_body(self, response: requests.Response, logprobs: bool) -> tuple[str, Any]:
+        """The completion text and, when asked for, the first token's top logprobs; a body that is not a
+        well-formed chat completion is retryable."""
         try:
-            return extract_content(response.json())
+            payload = response.json()
+            return extract_content(payload), extract_top_logprobs(payload) if logprobs else None
         except ValueError as exc:  # requests' JSONDecodeError is a ValueError too
             snippet = self._redact(response.text[:ERROR_BODY_MAX_CHARS])
             raise _RetryableError(f"malformed response ({exc}): {snippet!r}") from None

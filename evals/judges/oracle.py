@@ -12,12 +12,17 @@ from __future__ import annotations
 import math
 import time
 
-from evals.judges.base import JudgeRequest, JudgeResponse, prompt_hash
+from evals.judges.base import JudgeRequest, JudgeResponse, prompt_hash, request_sampling
 from world.truth import BiasedPreference, GoldReward, stable_uniform
 
 # Arena-Hard verdict strength: |P(first better) - 0.5| above this is a strong verdict (>>), below TIE_BAND a tie.
 STRONG_MARGIN = 0.4
 TIE_BAND = 0.05
+
+
+def _softplus(x: float) -> float:
+    """log(1 + e^x) without overflow: log P = -softplus(-logit), log (1 - P) = -softplus(logit)."""
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
 
 
 class OracleJudge:
@@ -35,10 +40,23 @@ class OracleJudge:
         for request in requests:
             started = time.perf_counter()
             text = self.answer(request.oracle, request.key)
+            sampling = request_sampling(self.sampling, request)
+            top = self.top_logprobs(request.oracle) if sampling.get("logprobs") else None
             responses.append(JudgeResponse(request.key, self.judge_id,
-                                           prompt_hash(self.judge_id, request.messages, self.sampling), text,
-                                           time.perf_counter() - started, False))
+                                           prompt_hash(self.judge_id, request.messages, sampling), text,
+                                           time.perf_counter() - started, False, top))
         return responses
+
+    def top_logprobs(self, oracle: dict) -> list[dict]:
+        """AlpacaEval's logprob answer: the oracle knows its probability that the first shown output is better,
+        so ``m`` (first) and ``M`` (second) carry log P and log (1 - P), in the OpenAI ``top_logprobs`` shape."""
+        if oracle["format"] != "pairwise_alpaca_eval":
+            raise ValueError(f"oracle judge: logprobs are only defined for AlpacaEval, not {oracle['format']!r}")
+        first, second, gold = oracle["answers"][0], oracle["answers"][1], oracle["gold"]
+        logit = self.preference.logit(self.gold_reward(first, gold), self.gold_reward(second, gold),
+                                      len(first), len(second))
+        return sorted([{"token": "m", "logprob": -_softplus(-logit)}, {"token": "M", "logprob": -_softplus(logit)}],
+                      key=lambda t: -t["logprob"])
 
     def p_first_better(self, first: str, second: str, gold: str) -> float:
         return self.preference.probability(self.gold_reward(first, gold), self.gold_reward(second, gold),

@@ -64,7 +64,22 @@ DEFAULT_METRICS = {
     "truthfulqa_mc2": "acc,none",
     "humaneval": "pass@1,create_test",
     "mbpp": "pass_at_1,none",
+    "humaneval_instruct": "pass@1,create_test",
+    "mbpp_instruct": "pass_at_1,extract_code",
 }
+# The code tasks' chat-model variants in lm-eval 0.4.13 (lm_eval/tasks/humaneval/humaneval_instruct.yaml,
+# lm_eval/tasks/mbpp/mbpp_instruct.yaml): an instruction plus a ```python answer prefix and a code-extracting
+# filter. The base variants score the raw continuation as code, so a chat answer's prose and fences fail there.
+INSTRUCT_VARIANTS = {"humaneval": "humaneval_instruct", "mbpp": "mbpp_instruct"}
+# Harness settings when a config is silent: the Open LLM Leaderboard v1's (base-model prompts, no chat template,
+# few-shot examples in one user turn); the RLHF Workflow report states neither.
+DEFAULT_APPLY_CHAT_TEMPLATE = False
+DEFAULT_FEWSHOT_AS_MULTITURN = False
+
+
+def task_variant(name: str, apply_chat_template: bool) -> str:
+    """The lm-eval task run for a configured code task: its instruct variant when a chat template is on."""
+    return INSTRUCT_VARIANTS.get(name, name) if apply_chat_template else name
 
 _TASK_KEYS = {"name", "data", "template", "fewshot_data", "num_fewshot", "metric", "overrides"}
 _LOCAL_ONLY_KEYS = {"template", "fewshot_data", "overrides"}
@@ -514,6 +529,7 @@ def _evaluate(
     summary = summarize(results, specs, leaves, model_name)
     summary["lm_eval_version"] = _lm_eval_version()
     summary["apply_chat_template"] = apply_chat_template
+    summary["fewshot_as_multiturn"] = fewshot_as_multiturn
     summary["limit"] = limit
     _write_outputs(results, summary, out_dir)
     return summary

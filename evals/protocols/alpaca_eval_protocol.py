@@ -1,30 +1,34 @@
-"""AlpacaEval 2 (alpaca_eval 0.6.6), offline, as pure functions: judge prompt, parser, win rate, LC win rate.
+"""AlpacaEval 2 (alpaca_eval 0.6.6): judge prompt, logprob preference, win rate, LC win rate.
 
-Upstream: tatsu-lab/alpaca_eval @ v0.6.6 = f19c323d8309d0d6f306bd26597db44fc6c62d57 (see
-``templates/alpaca_eval/SOURCE.md``). Annotator: ``weighted_alpaca_eval_gpt4_turbo``, AlpacaEval 2's default.
-Hand-written, not imported: upstream's ``glm_winrate`` downloads ``df_gamed.csv`` from the Hugging Face hub on every
-call and its annotators call the judge themselves; we need only the prompt, the order coin, the parser and the two
-metrics, as pure functions.
+Upstream: tatsu-lab/alpaca_eval @ v0.6.6 = f19c323d8309d0d6f306bd26597db44fc6c62d57, installed as our dependency
+``alpaca-eval==0.6.6`` (see ``templates/alpaca_eval/SOURCE.md``). Annotator: ``weighted_alpaca_eval_gpt4_turbo``,
+AlpacaEval 2's default. Taken from the installed package, not copied: the prompt template and the annotator's
+``configs.yaml`` (its judge call: max_tokens 1, logprobs, top_logprobs 5), ``completion_parsers.logprob_parser``
+(preference = 2 - P(m) / (P(m) + P(M)), continuous) and ``metrics.winrate.get_winrate``. Ours: the order coin
+(upstream's ``RandomSwitchTwoColumnsProcessor`` as one function; tested against the package) and the GLM fits,
+because upstream's ``glm_winrate`` downloads ``df_gamed.csv`` from the Hugging Face hub on every call: we take that
+file from the data stage instead (``length_controlled_v1``) and check the fit against the package's own function.
 
 Conventions (upstream's): ``output_1`` is the baseline (``generator_1``), ``output_2`` the model being evaluated
 (``generator_2``); ``preference`` is 1 when the baseline wins, 2 when the model wins, 1.5 (or legacy 0) for a tie,
 anything in between a soft preference, NaN/None when the judge's answer could not be parsed. The judge sees the two
-outputs in an order given by a seeded coin on the instruction (``is_switched``); ``parse_preference`` maps its
-verdict back, so stored preferences always refer to (output_1, output_2).
+outputs in an order given by a seeded coin on the instruction (``is_switched``); the preference is mapped back with
+``3 - x``, so stored preferences always refer to (output_1, output_2). Identical outputs are a tie (1.5) without a
+judge call (upstream's ``PairwiseAnnotator._preprocess``).
 
 Example::
 
     swapped = is_switched(instruction)
     request = render_judge_request(instruction, baseline_output, model_output, swapped, key="alpaca_eval/17")
-    response = judge.judge([request])[0]
+    response = judge.judge([request])[0]        # the request carries upstream's logprob sampling parameters
     row = annotation_record(instruction, baseline_output, model_output, "gpt4_1106_preview", "dpo",
                             swapped, response)
     length_controlled_win_rate(pandas.DataFrame(rows))           # LC minimal + the raw win rate
-    length_controlled_win_rates(all_rows, glm_name=FITTED_DIFFICULTY_GLM)   # difficulty fitted across models
 """
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import re
 from functools import lru_cache
@@ -46,16 +50,30 @@ UPSTREAM_REPO = "tatsu-lab/alpaca_eval"
 UPSTREAM_VERSION = "0.6.6"
 UPSTREAM_COMMIT = "f19c323d8309d0d6f306bd26597db44fc6c62d57"
 
-TEMPLATE_DIR = Path(__file__).parent.parent / "templates" / "alpaca_eval"
-# evaluators_configs/weighted_alpaca_eval_gpt4_turbo/configs.yaml: prompt_template (ChatML text).
-TEMPLATE_FILE = TEMPLATE_DIR / "alpaca_eval_clf.txt"
+TEMPLATE_DIR = Path(__file__).parent.parent / "templates" / "alpaca_eval"   # SOURCE.md only
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
-# Same configs.yaml: the upstream judge call. Upstream reads logprobs of the single token; we read the text.
-UPSTREAM_JUDGE_MODEL = "gpt-4-1106-preview"
-UPSTREAM_COMPLETIONS_KWARGS = {"max_tokens": 1, "temperature": 1, "logprobs": True, "top_logprobs": 5}
-# Same configs.yaml, completion_parser_kwargs of logprob_parser: "m" (numerator) = the first-shown output wins.
-FIRST_OUTPUT_ID = "m"
-SECOND_OUTPUT_ID = "M"
+# The installed package's evaluators_configs/<annotator>/configs.yaml and its prompt_template.
+UPSTREAM_CONFIGS_DIR = Path(importlib.util.find_spec("alpaca_eval").submodule_search_locations[0]) / \
+    "evaluators_configs"
+
+
+@lru_cache(maxsize=None)
+def annotator_config(annotator: str = ANNOTATOR) -> dict[str, Any]:
+    """The installed alpaca_eval's ``evaluators_configs/<annotator>/configs.yaml`` block for ``annotator``."""
+    import yaml
+
+    return yaml.safe_load((UPSTREAM_CONFIGS_DIR / annotator / "configs.yaml").read_text())[annotator]
+
+
+TEMPLATE_FILE = UPSTREAM_CONFIGS_DIR / annotator_config()["prompt_template"]
+# The judge call's parameters (max_tokens 1, temperature 1, logprobs, top_logprobs 5), without the model name:
+# the judge is the config's; its model is named in every caption.
+UPSTREAM_JUDGE_MODEL = annotator_config()["completions_kwargs"]["model_name"]
+UPSTREAM_COMPLETIONS_KWARGS = {k: v for k, v in annotator_config()["completions_kwargs"].items() if k != "model_name"}
+PARSER_KWARGS = annotator_config()["completion_parser_kwargs"]
+# logprob_parser's numerator "m" = the first-shown output wins.
+FIRST_OUTPUT_ID = PARSER_KWARGS["numerator_token"]
+SECOND_OUTPUT_ID = next(t for t in PARSER_KWARGS["denominator_tokens"] if t != FIRST_OUTPUT_ID)
 
 # utils.prompt_to_chatml
 CHATML_START = "<|im_start|>"
@@ -176,7 +194,7 @@ def render_judge_request(
         "swapped": swapped,
         "item": dict(item) if item is not None else None,
     }
-    return JudgeRequest(key=key, messages=filled, oracle=oracle)
+    return JudgeRequest(key=key, messages=filled, oracle=oracle, sampling=dict(UPSTREAM_COMPLETIONS_KWARGS))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -198,16 +216,30 @@ def parse_verdict(text: str | None) -> str | None:
 
 
 def parse_preference(text: str | None, swapped: bool) -> float | None:
-    """Upstream's preference from the judge's text: 1.0 = output_1 (baseline) preferred, 2.0 = output_2 (model).
-
-    ``m`` (first shown) gives 1 and ``M`` gives 2, as ``logprob_parser`` with ``is_binarize`` does; when the pair
-    was shown swapped the value is mapped back with upstream's ``3 - x``. None when unparsable.
-    """
+    """The discrete preference from the judge's text (upstream's ``logprob_parser`` with ``is_binarize``, the
+    annotator's ``discrete`` reading): 1.0 = output_1 (baseline), 2.0 = output_2 (model), mapped back with
+    ``3 - x`` when the pair was shown swapped; None when unparsable. Kept for the ``discrete`` column only: the
+    score's preference is ``logprob_preference``."""
     verdict = parse_verdict(text)
     if verdict is None:
         return None
     shown_preference = PREFERENCE_BASELINE if verdict == FIRST_OUTPUT_ID else PREFERENCE_MODEL
     return 3.0 - shown_preference if swapped else shown_preference
+
+
+def logprob_preference(top_logprobs: Sequence[Mapping[str, Any]] | None, swapped: bool) -> float | None:
+    """Upstream's weighted preference: alpaca_eval's own ``logprob_parser`` (``numerator_token="m"``,
+    ``denominator_tokens=["m", "M"]``, ``is_binarize=False``) on the first token's ``top_logprobs``, i.e.
+    ``2 - P(m) / (P(m) + P(M))`` in the shown order, mapped back with ``3 - x`` when swapped (the processor's
+    postprocess). None when neither ``m`` nor ``M`` is among the top logprobs (upstream: NaN, dropped)."""
+    from alpaca_eval.completion_parsers import logprob_parser
+
+    tokens = {FIRST_OUTPUT_ID, SECOND_OUTPUT_ID}
+    if not any(t["token"] in tokens for t in top_logprobs or ()):
+        return None   # upstream: NaN (after logging the whole completion as a warning)
+    completion = {"logprobs": {"content": [{"top_logprobs": [dict(t) for t in top_logprobs]}]}}
+    shown = float(logprob_parser(completion, **PARSER_KWARGS)[0])
+    return 3.0 - shown if swapped else shown
 
 
 def annotation_record(
@@ -217,23 +249,34 @@ def annotation_record(
     generator_1: str,
     generator_2: str,
     swapped: bool,
-    response: JudgeResponse,
+    response: JudgeResponse | None,
 ) -> dict[str, Any]:
     """One judgment row: upstream's annotation fields (``annotations.json``) plus our judge bookkeeping.
 
-    ``preference`` is None when the judge's text is unparsable; the row is kept and excluded from the scores.
+    ``preference`` is the weighted (logprob) preference; ``preference_discrete`` the judge's sampled token read
+    as 1 or 2. ``response`` None: identical outputs, a tie (1.5) without a judge call, as upstream. A response
+    without logprobs is an error (the weighted annotator needs them; the judge was asked for them). The row is
+    kept with preference None when neither identifier is among the top logprobs, and excluded from the scores.
     """
+    row = {"instruction": instruction, "output_1": output_1, "generator_1": generator_1, "output_2": output_2,
+           "generator_2": generator_2, "annotator": ANNOTATOR, "is_switched_outputs": swapped}
+    if response is None:
+        if output_1 != output_2:
+            raise ValueError(f"only identical outputs are scored without a judge call: {instruction[:80]!r}")
+        return {**row, "judge": "none (identical outputs)", "raw_completion": "", "preference": PREFERENCE_TIE,
+                "preference_discrete": PREFERENCE_TIE, "top_logprobs": None, "key": "", "prompt_hash": "",
+                "latency_s": 0.0, "cache_hit": False}
+    if response.top_logprobs is None:
+        raise ValueError(f"judge {response.judge_id!r} answered {response.key!r} without logprobs: AlpacaEval's "
+                         f"{ANNOTATOR} needs the first token's top_logprobs (an OpenAI-compatible endpoint that "
+                         f"supports `logprobs`)")
     return {
-        "instruction": instruction,
-        "output_1": output_1,
-        "generator_1": generator_1,
-        "output_2": output_2,
-        "generator_2": generator_2,
-        "annotator": ANNOTATOR,
+        **row,
         "judge": response.judge_id,
-        "is_switched_outputs": swapped,
         "raw_completion": response.text,
-        "preference": parse_preference(response.text, swapped),
+        "preference": logprob_preference(response.top_logprobs, swapped),
+        "preference_discrete": parse_preference(response.text, swapped),
+        "top_logprobs": response.top_logprobs,
         "key": response.key,
         "prompt_hash": response.prompt_hash,
         "latency_s": response.latency_s,
@@ -252,35 +295,21 @@ def _as_preferences(preferences: Sequence[float | None] | pd.Series) -> pd.Serie
     return values.replace({LEGACY_TIE: PREFERENCE_TIE})
 
 
-def describe_head2head(preferences: pd.Series) -> dict[str, float | int]:
-    """Upstream ``BaseScoringRule.describe_head2head`` on float preferences (ties already 1.5).
-
-    Values outside [1, 2] (NaN: unparsable) are dropped; the model's score is ``preference - 1`` (tie = 0.5).
-    """
-    n_draws = int((preferences == PREFERENCE_TIE).sum())
-    kept = preferences[preferences.between(PREFERENCE_BASELINE, PREFERENCE_MODEL)] - 1
-    return {
-        "win_rate": float(kept.mean() * 100),
-        "standard_error": float(kept.sem() * 100),
-        "n_wins": int((kept > 0.5).sum()),
-        "n_wins_base": int((kept < 0.5).sum()),
-        "n_draws": n_draws,
-        "n_total": int(kept.size),
-    }
-
-
 def win_rate(preferences: Sequence[float | None] | pd.Series) -> dict[str, float | int]:
-    """Upstream ``get_winrate``: the ``AbsoluteScoringRule`` head-to-head (soft preferences count as they are, a
-    tie as half a win) plus ``discrete_win_rate`` (``ZeroOneScoringRule``: ties kept, others rounded to 1 or 2).
+    """alpaca_eval's own ``metrics.winrate.get_winrate``: the ``AbsoluteScoringRule`` head-to-head (soft
+    preferences count as they are, a tie as half a win) plus ``discrete_win_rate`` (``ZeroOneScoringRule``: ties
+    kept, others rounded to 1 or 2), as plain floats and ints.
 
     Percentages: ``win_rate``, ``standard_error`` (sample sd / sqrt(n), in percent), ``discrete_win_rate``.
     Counts: ``n_wins``, ``n_wins_base``, ``n_draws``, ``n_total`` (parsed rows only). Ours, beyond upstream:
     ``n_unparsable`` (None/NaN preferences, excluded from everything else).
     """
+    from alpaca_eval.metrics.winrate import get_winrate
+
     values = _as_preferences(preferences)
-    metrics = describe_head2head(values)
-    discrete = values.replace({PREFERENCE_TIE: LEGACY_TIE}).round().replace({LEGACY_TIE: PREFERENCE_TIE})
-    metrics["discrete_win_rate"] = describe_head2head(discrete)["win_rate"]
+    parsed = values.dropna().reset_index(drop=True)
+    metrics = {k: (int(v) if k.startswith("n_") else float(v))
+               for k, v in get_winrate(pd.DataFrame({"preference": parsed})).items()}
     metrics["n_unparsable"] = int(values.isna().sum())
     return metrics
 
@@ -425,6 +454,23 @@ def _gamed_rows(df_gamed: pd.DataFrame, terms: Sequence[str]) -> tuple[pd.DataFr
         }
     )[list(terms)]
     return design, df_gamed["preference"].astype(float).to_numpy()
+
+
+def upstream_instruction_difficulty(df_gamed: pd.DataFrame, instructions: Sequence[str]) -> pd.Series:
+    """The instruction difficulty upstream's ``_get_featurized_data`` uses, indexed by instruction text.
+
+    Upstream: ``instruction_difficulty = df_gamed.drop_duplicates("index")["instruction_difficulty"]``, then row
+    ``g`` of the annotations (AlpacaEval's instructions in their order) gets ``instruction_difficulty[g]``.
+    ``instructions``: AlpacaEval's instructions in upstream's order (our baseline file's order)."""
+    missing = {"index", "instruction_difficulty", "preference", "std_delta_len", "not_gamed_baseline"} - set(
+        df_gamed.columns)
+    if missing:
+        raise ValueError(f"df_gamed lacks columns {sorted(missing)}")
+    by_position = df_gamed.drop_duplicates("index")["instruction_difficulty"]
+    if len(set(instructions)) != len(instructions):
+        raise ValueError("the instructions are not unique")
+    return pd.Series([float(by_position[g]) for g in range(len(instructions))], index=pd.Index(instructions),
+                     name=DIFFICULTY_TERM)
 
 
 def _soft_labels(preferences: pd.Series) -> pd.Series:

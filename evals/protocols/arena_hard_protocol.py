@@ -1,4 +1,4 @@
-"""Arena-Hard-Auto pairwise judging and scoring, offline, as lmarena/arena-hard-auto does it.
+r"""Arena-Hard-Auto pairwise judging and scoring, offline, as lmarena/arena-hard-auto does it.
 
 Upstream: lmarena/arena-hard-auto @ 196f6b826783b3da7310e361a805fa36f0be83f3, the v2.0 code base (see
 ``templates/arena_hard/SOURCE.md``). Hand-written, not imported: arena-hard-auto is a script repository, not a
@@ -11,12 +11,29 @@ Formats (upstream v2.0's):
 - judgment row: ``{uid, category, judge, model, baseline, games: [{score, judgment: {answer}, prompt}, {...}]}``,
   game 1 with the baseline as assistant A, game 2 with the model as assistant A.
 
+Two protocol versions (``VERSIONS``), each as its own code base ran it:
+- ``v0.1`` (the RLHF Workflow report's; arena-hard-auto @ 3071ef95d913bb5cd632641db336a3b6c7fe4bdd, the last
+  commit of the v0.1 code base: ``gen_judgment.py``, ``config/judge_config.yaml``, ``config/gen_answer_config.yaml``,
+  ``show_result.py``): judge temperature 0 and max_tokens 4096; one regex ``\[\[([AB<>=]+)\]\]`` on the raw text,
+  a verdict only when exactly one distinct label matches; when none matches, a second call with the first judgment
+  and "continue your judgment and finish by outputting a final verdict label" appended
+  (``number_of_judgment_attempts: 2``), parsed on both judgments joined; a game without a scorable verdict is
+  dropped alone (``get_battles_from_row``: weight 0); answers with temperature 0 and max_tokens 4096; one system
+  prompt for every question.
+- ``v2.0`` (arena-hard-auto @ 196f6b826783b3da7310e361a805fa36f0be83f3): judge temperature 0 and max_tokens 16000
+  (``config/arena-hard-v2.0.yaml``); both regexes on the upper-cased text, the last match of the first pattern
+  that matches; one call; a judgment row with a null game is dropped whole (``load_judgments``); the system
+  prompt per category (``JUDGE_SETTINGS``); answers with each model's own settings (the study's ``generation``).
+
 Example::
 
-    requests = render_games(question, answer, baseline_answer, key="arena_hard/" + question["uid"])
+    version = VERSIONS["v0.1"]
+    requests = render_games(question, answer, baseline_answer, key="arena_hard/" + question["uid"], version=version)
     responses = judge.judge(requests)
-    rows.append(judgment_record(question, answer, baseline_answer, requests, responses))
-    table = bradley_terry_scores(judgments_to_battles(rows), baseline="sft", style_metadata=metadata)
+    again = [follow_up(r, resp, version) for r, resp in zip(requests, responses)]   # None: no second call
+    ...
+    rows.append(judgment_record(question, answer, baseline_answer, requests, calls, version))
+    table = bradley_terry_scores(judgments_to_battles(rows, version), baseline="sft", style_metadata=metadata)
 """
 
 from __future__ import annotations
@@ -24,6 +41,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -60,6 +78,48 @@ CONTROL_FEATURES = ("length", "markdown")
 NUM_ROUNDS = 100
 # v0.1 show_result.py: np.percentile(bootstrap, 2.5) / (..., 97.5).
 CI = 0.95
+
+
+
+
+@dataclass(frozen=True)
+class Version:
+    """One arena-hard-auto protocol version: what its own code base does at each step (module docstring)."""
+
+    name: str
+    bench: str                                   # templates/arena_hard/<bench>.yaml: prompt template, regexes
+    upstream_commit: str
+    judge_sampling: dict[str, Any]               # the judge call's temperature and max_tokens
+    judgment_attempts: int                       # 2: a second "continue" call when the first has no verdict
+    null_drops: str                              # "game": only the game without a verdict; "row": both games
+    answer_generation: dict[str, Any] = field(default_factory=dict)   # the answers' budget (empty: the study's)
+    system_prompt_setting: str | None = None     # one system prompt for every category (v0.1)
+
+
+VERSIONS = {
+    "v0.1": Version(
+        name="v0.1", bench="arena-hard-v0.1", upstream_commit="3071ef95d913bb5cd632641db336a3b6c7fe4bdd",
+        judge_sampling={"temperature": 0, "max_tokens": 4096}, judgment_attempts=2, null_drops="game",
+        answer_generation={"temperature": 0.0, "max_new_tokens": 4096}, system_prompt_setting="arena-hard-v0.1"),
+    "v2.0": Version(
+        name="v2.0", bench="arena-hard-v2.0", upstream_commit="196f6b826783b3da7310e361a805fa36f0be83f3",
+        judge_sampling={"temperature": 0.0, "max_tokens": 16000}, judgment_attempts=1, null_drops="row"),
+}
+DEFAULT_VERSION = "v2.0"
+# v0.1 gen_judgment.py judgment(): the second attempt's user message.
+CONTINUE_MESSAGE = "continue your judgment and finish by outputting a final verdict label"
+# v0.1 config/judge_config.yaml regex_pattern.
+V01_PATTERN = re.compile(r"\[\[([AB<>=]+)\]\]")
+# v0.1 show_result.py get_battles_from_row: the labels it scores (any other verdict gets weight 0).
+V01_LABELS = frozenset({"A=B", "A>B", "A>>B", "B>A", "B>>A"})
+
+
+def get_version(name: str | None) -> Version:
+    """The protocol version of config key ``evals.arena_hard.version``; an unknown one raises naming the valid."""
+    name = name or DEFAULT_VERSION
+    if name not in VERSIONS:
+        raise ValueError(f"config key evals.arena_hard.version: {name!r} is not one of {sorted(VERSIONS)}")
+    return VERSIONS[name]
 
 
 # --------------------------------------------------------------------------- templates
@@ -105,13 +165,15 @@ def render_pairwise_judge_request(
     answer_b: Mapping[str, Any],
     key: str,
     reference: Mapping[str, Any] | None = None,
-    bench: str = DEFAULT_BENCH,
+    version: Version = VERSIONS[DEFAULT_VERSION],
 ) -> JudgeRequest:
-    """One game, as upstream ``pairwise_judgment``: category system prompt + the config's ``prompt_template``.
+    """One game, as upstream ``pairwise_judgment``: the system prompt (v0.1: its one prompt; v2.0: the category's)
+    + the version's ``prompt_template``, sent with the version's judge temperature and max_tokens.
 
     Upstream passes a reference as ``REFERENCE`` to a template that has no such field, so it is silently dropped;
     here a reference with such a template is an error rather than a no-op.
     """
+    bench = version.bench
     template = load_config(bench)["prompt_template"]
     prompt_args = {"QUESTION": question["prompt"], "ANSWER_A": answer_text(answer_a), "ANSWER_B": answer_text(answer_b)}
     if reference is not None:
@@ -119,7 +181,7 @@ def render_pairwise_judge_request(
             raise ValueError(f"the {bench} prompt template has no {{REFERENCE}} field; upstream ignores references")
         prompt_args["REFERENCE"] = answer_text(reference)
     messages = [
-        {"role": "system", "content": system_prompt_for(question["category"])},
+        {"role": "system", "content": system_prompt_for(version.system_prompt_setting or question["category"])},
         {"role": "user", "content": template.format(**prompt_args)},
     ]
     oracle = {
@@ -131,7 +193,7 @@ def render_pairwise_judge_request(
         "answer_a": prompt_args["ANSWER_A"],
         "answer_b": prompt_args["ANSWER_B"],
     }
-    return JudgeRequest(key=key, messages=messages, oracle=oracle)
+    return JudgeRequest(key=key, messages=messages, oracle=oracle, sampling=dict(version.judge_sampling))
 
 
 def render_games(
@@ -140,13 +202,35 @@ def render_games(
     baseline_answer: Mapping[str, Any],
     key: str,
     reference: Mapping[str, Any] | None = None,
-    bench: str = DEFAULT_BENCH,
+    version: Version = VERSIONS[DEFAULT_VERSION],
 ) -> list[JudgeRequest]:
     """Upstream ``judgment``: game 1 has the baseline as A and the model as B, game 2 the reverse."""
     return [
-        render_pairwise_judge_request(question, baseline_answer, answer, f"{key}/game1", reference, bench),
-        render_pairwise_judge_request(question, answer, baseline_answer, f"{key}/game2", reference, bench),
+        render_pairwise_judge_request(question, baseline_answer, answer, f"{key}/game1", reference, version),
+        render_pairwise_judge_request(question, answer, baseline_answer, f"{key}/game2", reference, version),
     ]
+
+
+def v01_get_score(judgment: str) -> tuple[str | None, bool]:
+    """v0.1 ``gen_judgment.get_score``: (label, try_again). No match: (None, True); one distinct label:
+    (label, False); several distinct labels: (None, False)."""
+    matches = [m for m in V01_PATTERN.findall(judgment) if m != ""]
+    if len(set(matches)) == 0:
+        return None, True
+    if len(set(matches)) == 1:
+        return matches[0].strip("\n"), False
+    return None, False
+
+
+def follow_up(request: JudgeRequest, response: JudgeResponse, version: Version) -> JudgeRequest | None:
+    """v0.1's second attempt: when the first judgment has no verdict at all, the same conversation with the
+    judgment as the assistant's turn and ``CONTINUE_MESSAGE`` as the user's; None when no second call is due."""
+    if version.judgment_attempts < 2 or not v01_get_score("\n" + response.text)[1]:
+        return None
+    messages = request.messages + [{"role": "assistant", "content": response.text},
+                                   {"role": "user", "content": CONTINUE_MESSAGE}]
+    return JudgeRequest(key=f"{request.key}/attempt2", messages=messages, oracle=request.oracle,
+                        sampling=request.sampling)
 
 
 def upstream_get_score(judgment: str, patterns: Sequence[str]) -> str | None:
@@ -168,16 +252,31 @@ def parse_verdict(text: str, patterns: Sequence[str] | None = None) -> str | Non
     return label if label in LABEL_OUTCOME else None
 
 
-def game_record(request: JudgeRequest, response: JudgeResponse) -> dict[str, Any]:
-    """One game as upstream stores it (``score``, ``judgment: {answer}``, ``prompt``) plus our judge bookkeeping."""
+def game_verdict(texts: Sequence[str], version: Version) -> tuple[str | None, str]:
+    """(scorable label or None, the judgment text upstream stores) of one game's judge answers in call order.
+
+    v0.1: the answers joined as ``judgment += "\n" + new_judgment``, parsed by ``v01_get_score``; a label
+    ``show_result`` does not score (e.g. ``A<B``) is None. v2.0: ``get_score`` on the one answer."""
+    if version.name == "v0.1":
+        judgment = "".join("\n" + t for t in texts)
+        label, _ = v01_get_score(judgment)
+        return (label if label in V01_LABELS else None), judgment
+    return parse_verdict(texts[-1], load_config(version.bench)["regex_patterns"]), texts[-1]
+
+
+def game_record(request: JudgeRequest, responses: Sequence[JudgeResponse], version: Version) -> dict[str, Any]:
+    """One game as upstream stores it (``score``, ``judgment: {answer}``, ``prompt``) plus our judge bookkeeping
+    (``attempts``: judge calls made; ``prompt_hash`` of the last call, latency summed, cache hit if all were)."""
+    label, judgment = game_verdict([r.text for r in responses], version)
     return {
-        "score": parse_verdict(response.text),
-        "judgment": {"answer": response.text},
+        "score": label,
+        "judgment": {"answer": judgment},
         "prompt": request.messages,
-        "judge_id": response.judge_id,
-        "prompt_hash": response.prompt_hash,
-        "latency_s": response.latency_s,
-        "cache_hit": response.cache_hit,
+        "judge_id": responses[-1].judge_id,
+        "prompt_hash": responses[-1].prompt_hash,
+        "latency_s": sum(r.latency_s for r in responses),
+        "cache_hit": all(r.cache_hit for r in responses),
+        "attempts": len(responses),
     }
 
 
@@ -186,18 +285,21 @@ def judgment_record(
     answer: Mapping[str, Any],
     baseline_answer: Mapping[str, Any],
     requests: Sequence[JudgeRequest],
-    responses: Sequence[JudgeResponse],
+    calls: Sequence[Sequence[JudgeResponse]],
+    version: Version = VERSIONS[DEFAULT_VERSION],
 ) -> dict[str, Any]:
-    """One judgment row in upstream's format (``gen_judgment.judgment``), from the two games of ``render_games``."""
-    if len(requests) != 2 or len(responses) != 2:
+    """One judgment row in upstream's format (``gen_judgment.judgment``), from the two games of ``render_games``;
+    ``calls[g]``: game g's judge answers in call order (two when v0.1 asked again)."""
+    if len(requests) != 2 or len(calls) != 2:
         raise ValueError("an Arena-Hard judgment has exactly two games")
     return {
         "uid": question_uid(question),
         "category": question["category"],
-        "judge": responses[0].judge_id,
+        "judge": calls[0][-1].judge_id,
         "model": answer["model"],
         "baseline": baseline_answer["model"],
-        "games": [game_record(req, resp) for req, resp in zip(requests, responses)],
+        "version": version.name,
+        "games": [game_record(req, resp, version) for req, resp in zip(requests, calls)],
     }
 
 
@@ -210,27 +312,37 @@ def label_scores(label: str, weight: int = WEIGHT) -> list[float]:
 
 
 def is_null_judgment(games: Sequence[Mapping[str, Any] | None]) -> bool:
-    """Upstream ``load_judgments``' null test: a missing game or a game without a score drops the whole row."""
+    """Upstream v2.0 ``load_judgments``' null test: a missing game or a game without a score drops the whole row."""
     return len(games) < 2 or any(game is None or game.get("score") is None for game in games[:2])
 
 
-def model_scores(games: Sequence[Mapping[str, Any]], weight: int = WEIGHT) -> list[float]:
-    """The model's outcomes from its two games: game 2 as A, then 1 - A's outcome in game 1 (upstream order)."""
-    as_a = label_scores(games[1]["score"], weight)
-    as_b = [1.0 - s for s in label_scores(games[0]["score"], weight)]
-    return as_a + as_b
+def _scored(game: Mapping[str, Any] | None) -> bool:
+    return game is not None and game.get("score") is not None
 
 
-def judgments_to_battles(judgments: Iterable[Mapping[str, Any]] | pd.DataFrame, weight: int = WEIGHT) -> pd.DataFrame:
-    """Upstream ``load_judgments``: one row per battle (strong verdicts repeated), columns
-    ``uid, category, model, baseline, scores``; ``scores`` is the model's outcome vs the baseline (1, 0.5, 0)."""
+def model_scores(games: Sequence[Mapping[str, Any]], weight: int = WEIGHT,
+                 version: Version = VERSIONS[DEFAULT_VERSION]) -> list[float]:
+    """The model's outcomes from its two games. v2.0: game 2 as A, then 1 - A's outcome in game 1 (its order).
+    v0.1 (``get_battles_from_row``): game 1 then game 2, a game without a scorable verdict left out alone."""
+    labels = V01_LABELS if version.null_drops == "game" else LABEL_OUTCOME
+    scored = [_scored(g) and g["score"] in labels for g in list(games[:2]) + [None] * (2 - len(games[:2]))]
+    as_b = [1.0 - s for s in label_scores(games[0]["score"], weight)] if scored[0] else []
+    as_a = label_scores(games[1]["score"], weight) if scored[1] else []
+    return as_b + as_a if version.null_drops == "game" else as_a + as_b
+
+
+def judgments_to_battles(judgments: Iterable[Mapping[str, Any]] | pd.DataFrame, weight: int = WEIGHT,
+                         version: Version = VERSIONS[DEFAULT_VERSION]) -> pd.DataFrame:
+    """Upstream ``load_judgments`` (v2.0) / ``get_battles_from_judgment`` (v0.1): one row per battle (strong
+    verdicts repeated), columns ``uid, category, model, baseline, scores``; ``scores`` is the model's outcome vs
+    the baseline (1, 0.5, 0). v2.0 drops a row with a null game; v0.1 drops only that game."""
     rows = judgments.to_dict("records") if isinstance(judgments, pd.DataFrame) else list(judgments)
     battles = []
     for row in rows:
-        if is_null_judgment(row["games"]):
+        if version.null_drops == "row" and is_null_judgment(row["games"]):
             continue
         uid = row["uid"] if "uid" in row else row["question_id"]
-        for score in model_scores(row["games"], weight):
+        for score in model_scores(row["games"], weight, version):
             battles.append(
                 {"uid": uid, "category": row.get("category"), "model": row["model"],
                  "baseline": row.get("baseline"), "scores": score}

@@ -42,6 +42,16 @@ ONE_SCORE_PATTERN = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 ONE_SCORE_PATTERN_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 # fastchat/llm_judge/common.py run_judge_single: the rating of an unparsable judgment.
 UNPARSABLE_SCORE = -1
+# fastchat/llm_judge/common.py temperature_config and gen_model_answer.py get_model_answers: the answer's sampling
+# temperature per category (0.7 for a category not listed) and --max-new-token's default.
+TEMPERATURE_CONFIG = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
+                      "reasoning": 0.0, "stem": 0.1, "humanities": 0.1}
+DEFAULT_TEMPERATURE = 0.7
+MAX_NEW_TOKEN = 1024
+# fastchat/llm_judge/common.py run_judge_single: chat_completion_openai(model, conv, temperature=0, max_tokens=2048).
+JUDGE_SAMPLING = {"temperature": 0, "max_tokens": 2048}
+# fastchat/llm_judge/gen_judgment.py: --ref-answer ... data/mt_bench/reference_answer/gpt-4.jsonl (judge model gpt-4).
+REFERENCE_MODEL = "gpt-4"
 # fastchat/llm_judge/gen_judgment.py make_judge_single: judge prompt per (needs reference, turn).
 SINGLE_PROMPTS = {
     (False, 1): "single-v1",
@@ -75,16 +85,19 @@ def select_prompt_name(category: str, turn: int) -> str:
     return SINGLE_PROMPTS[(needs_reference(category), turn)]
 
 
+def answer_temperature(category: str) -> float:
+    """FastChat's sampling temperature for a question's category (``gen_model_answer.get_model_answers``)."""
+    return TEMPERATURE_CONFIG.get(category, DEFAULT_TEMPERATURE)
+
+
 def answer_turns(answer: Mapping[str, Any]) -> list[str]:
     """The answer's turns (upstream reads ``answer["choices"][0]["turns"]``)."""
     return list(answer["choices"][0]["turns"])
 
 
-def reference_turns(question: Mapping[str, Any], reference: Any = None) -> list[str] | None:
-    """Reference turns: ``reference`` (a list of turns, or an answer in upstream format such as
-    ``reference_answer/gpt-4.jsonl``) when given, else the question's own ``reference`` field."""
-    if reference is None:
-        reference = question.get("reference")
+def reference_turns(reference: Any) -> list[str] | None:
+    """Reference turns of ``reference``: an answer in upstream format (a row of ``reference_answer/gpt-4.jsonl``)
+    or a list of turns. A question's own ``reference`` field is never read (FastChat does not read it)."""
     if reference is None:
         return None
     if isinstance(reference, Mapping):
@@ -118,15 +131,18 @@ def render_single_judge_request(
 ) -> JudgeRequest:
     """The judge call for one (question, answer, turn): upstream's system prompt and user prompt as chat messages.
 
-    ``reference``: list of reference turns or an upstream-format answer; defaults to ``question["reference"]``.
-    Required for the categories in ``NEED_REF_CATS`` (upstream asserts it in ``check_data``).
+    ``reference``: the question's row of FastChat's ``reference_answer/gpt-4.jsonl`` (or a list of turns).
+    Required for the categories in ``NEED_REF_CATS`` (upstream asserts it in ``check_data``): a question without
+    one is a ValueError naming it. The judge is called as ``run_judge_single`` does (temperature 0, max_tokens
+    2048).
     """
     category = question["category"]
     name = select_prompt_name(category, turn)
     prompt = load_judge_prompts()[name]
-    ref = reference_turns(question, reference) if needs_reference(category) else None
+    ref = reference_turns(reference) if needs_reference(category) else None
     if needs_reference(category) and (ref is None or len(ref) < turn):
-        raise ValueError(f"question {question['question_id']} ({category}) needs a reference answer for turn {turn}")
+        raise ValueError(f"MT-Bench question {question['question_id']} ({category}) has no reference answer for "
+                         f"turn {turn} in the reference file (FastChat's reference_answer/gpt-4.jsonl)")
     user_prompt = format_user_prompt(prompt["prompt_template"], question, answer, turn, ref)
     messages = [
         {"role": "system", "content": prompt["system_prompt"]},
@@ -141,7 +157,7 @@ def render_single_judge_request(
         "answer": answer_turns(answer)[turn - 1],
         "reference": ref,
     }
-    return JudgeRequest(key=key, messages=messages, oracle=oracle)
+    return JudgeRequest(key=key, messages=messages, oracle=oracle, sampling=dict(JUDGE_SAMPLING))
 
 
 def parse_rating(text: str) -> float:

@@ -6,7 +6,9 @@ Files: the generation stage writes lm-eval's outputs to ``generations/<model>/ac
 summary; ``lm_eval_results.json``, lm-eval's own results; ``lm_eval_samples/``; ``tasks/``); the score stage writes
 ``scores/<model>/academic.json`` (values in percent) and keeps lm-eval's results JSON beside it. Config block
 ``evals.academic``: ``tasks`` (each ``{name, data?, title?, num_fewshot?, metric?, overrides?}``; ``data`` names a
-data-stage file kind), ``batch_size``, ``limit``, ``published``.
+data-stage file kind), ``batch_size``, ``limit``, ``apply_chat_template`` and ``fewshot_as_multiturn`` (lm-eval's
+options; default off, the Open LLM Leaderboard v1's convention, the report being silent; with a chat template on,
+``humaneval`` and ``mbpp`` run as lm-eval's ``humaneval_instruct`` and ``mbpp_instruct``), ``published``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Mapping
 
 from evals.registry import Column, HarnessSuite, register_suite
 from evals.suites import metric, need
-from pipeline.io import read_json
+from pipeline.io import InputError, read_json
 
 # Keys of a task entry that are ours (table titles), not evals/protocols/academic_protocol.py's.
 OWN_KEYS = ("title",)
@@ -27,19 +29,51 @@ def title(task: Mapping[str, Any]) -> str:
     return task.get("title", task["name"])
 
 
+def harness_options(settings: Mapping[str, Any]) -> dict[str, bool]:
+    """lm-eval's chat-template options of the suite's config block (defaults: the Open LLM Leaderboard v1's)."""
+    from evals.protocols import academic_protocol as ap
+
+    options = {"apply_chat_template": bool(settings.get("apply_chat_template", ap.DEFAULT_APPLY_CHAT_TEMPLATE)),
+               "fewshot_as_multiturn": bool(settings.get("fewshot_as_multiturn", ap.DEFAULT_FEWSHOT_AS_MULTITURN))}
+    if options["fewshot_as_multiturn"] and not options["apply_chat_template"]:
+        raise InputError("config key evals.academic.fewshot_as_multiturn: true needs apply_chat_template: true "
+                         "(lm-eval builds the multi-turn few-shot from the chat template)")
+    return options
+
+
+def task_name(task: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
+    """The lm-eval task run for a configured task (a code task's instruct variant under a chat template)."""
+    from evals.protocols.academic_protocol import task_variant
+
+    return task_variant(task["name"], harness_options(settings)["apply_chat_template"])
+
+
 @register_suite
 class Academic(HarnessSuite):
     name = "academic"
-    version = "1"
+    version = "2"
     generation_file = "academic/academic.json"
     generation_data = ()
 
     def columns(self, settings: Mapping[str, Any]) -> list[Column]:
-        return [Column(task["name"], title(task), paper={"table5": title(task)}) for task in settings["tasks"]]
+        return [Column(task_name(task, settings), title(task), paper={"table5": title(task)})
+                for task in settings["tasks"]]
 
     def caption(self, settings: Mapping[str, Any]) -> str:
+        from evals.protocols.academic_protocol import DEFAULT_METRICS
+
         limit = settings.get("limit")
-        return ("Academic: lm-eval " + ", ".join(f"{title(t)} = {t['name']}" for t in settings["tasks"])
+        options = harness_options(settings)
+
+        def described(task: Mapping[str, Any]) -> str:
+            name = task_name(task, settings)
+            metric = task.get("metric") or DEFAULT_METRICS.get(name, "its first metric")
+            shots = f", {task['num_fewshot']}-shot" if "num_fewshot" in task else ""
+            return f"{title(task)} = {name} ({metric}{shots})"
+
+        return ("Academic: lm-eval " + ", ".join(described(t) for t in settings["tasks"])
+                + f"; chat template {'on' if options['apply_chat_template'] else 'off'}, few-shot examples "
+                + ("as multi-turn chat" if options["fewshot_as_multiturn"] else "in one turn")
                 + " (percent" + (f"; at most {limit} items per task" if limit else "") + ").")
 
     def generation_inputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
@@ -49,18 +83,22 @@ class Academic(HarnessSuite):
         """evals/protocols/academic_protocol.py task dicts: our keys dropped, data kinds replaced by their files."""
         tasks = []
         for task in settings["tasks"]:
-            task = {k: v for k, v in task.items() if k not in OWN_KEYS}
+            task = {**{k: v for k, v in task.items() if k not in OWN_KEYS}, "name": task_name(task, settings)}
             if "data" in task:
-                task["data"] = str(need(data, task["data"], self.name))
+                task["data"] = str(Path(need(data, task["data"], self.name)).resolve())
             tasks.append(task)
         return tasks
 
     def run(self, backend: Any, out_dir: Path, data: Mapping[str, Path], model: str,
             settings: Mapping[str, Any], seed: int) -> None:
-        backend.run_academic(self.lm_eval_tasks(data, settings), out_dir, model_name=model,
-                             batch_size=settings.get("batch_size", 16), limit=settings.get("limit"),
-                             random_seed=seed,
-                             confirm_run_unsafe_code=settings.get("confirm_run_unsafe_code", False))
+        from pipeline.hub_data import mirror_workdir
+
+        tasks, out_dir = self.lm_eval_tasks(data, settings), Path(out_dir).resolve()
+        with mirror_workdir():  # offline clusters and the rehearsal: lm-eval's datasets from the local hub mirror
+            backend.run_academic(tasks, out_dir, model_name=model, batch_size=settings.get("batch_size", 16),
+                                 limit=settings.get("limit"), random_seed=seed,
+                                 confirm_run_unsafe_code=settings.get("confirm_run_unsafe_code", False),
+                                 **harness_options(settings))
 
     def score(self, model: str, generations: Path, judgments: Path | None, data: Mapping[str, Path],
               settings: Mapping[str, Any], world: Mapping[str, Any] | None) -> dict:

@@ -5,6 +5,8 @@ rate +- SE and the length-controlled win rate.
 Files (upstream's formats): generations ``alpaca_eval.json`` = ``[{instruction, output, generator, dataset}]``;
 judgments ``alpaca_eval.jsonl`` = upstream ``annotations.json`` rows + judge id, prompt hash, raw text, latency,
 cache hit. Config block ``evals.alpaca_eval``: ``judge``, ``lc_glm``, ``lc_bootstrap``, ``generation``, ``published``.
+``lc_glm: length_controlled_v1`` (the leaderboard's, on AlpacaEval's own 805 instructions only) reads upstream's
+``df_gamed.csv`` from the data stage (kind ``alpaca_eval_gamed``): its instruction difficulty and gamed baselines.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from typing import Any, Mapping
 from evals.registry import AnswerRounds, ChatSuite, Column, generation_settings, register_suite
 from evals.suites import GOLD, gold_metrics, items_of_suite, metric, need, read_items, require_gold, \
     trivial_baseline_accuracy
-from pipeline.io import InputError, read_json, read_jsonl
+from pipeline.io import InputError, read_json
 from pipeline.logs import get_logger
 
 log = get_logger("evals.suites.alpaca_eval")
 
 BASELINE = "alpaca_eval_baseline"
+GAMED = "alpaca_eval_gamed"          # upstream's df_gamed.csv (hub tatsu-lab/alpaca_eval), for the v1/noreg GLMs
 # Our instruction sets are not AlpacaEval's: upstream's instruction difficulty means nothing for them, so the
 # default GLM is upstream's `length_controlled_minimal` (tanh(std_delta_len) + not_gamed_baseline - 1).
 DEFAULT_LC_GLM = "length_controlled_minimal"
@@ -30,7 +33,7 @@ DEFAULT_LC_BOOTSTRAP = 50
 @register_suite
 class AlpacaEval(ChatSuite):
     name = "alpaca_eval"
-    version = "2"
+    version = "3"
     generation_file = "alpaca_eval.json"
     generation_schema = "alpaca_eval_outputs"
     judgment_schema = "alpaca_eval_judgment"
@@ -50,16 +53,23 @@ class AlpacaEval(ChatSuite):
             Column("mean_length", "Mean length (chars)", digits=1, paper={"table4": "Len. (chars)"}, group=1),
         ]
 
+    def score_inputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
+        return (GAMED,) if _needs_gamed(settings) else ()
+
     def caption(self, settings: Mapping[str, Any]) -> str:
         glm = settings.get("lc_glm", DEFAULT_LC_GLM)
         n_boot = settings.get("lc_bootstrap", DEFAULT_LC_BOOTSTRAP)
         splits = settings.get("lc_cv_splits", 5)
         fit = (f"L1 penalty chosen by {splits}-fold CV as upstream" if splits else "a plain fit at C = 100 (no CV)")
-        return (f"AlpacaEval: win rate (%) against the fixed baseline ± SE; LC = length-controlled win rate by "
-                f"AlpacaEval's `{glm}` GLM (logit = tanh(std Δlen) + bias, no instruction difficulty: our "
-                f"instructions are not AlpacaEval's), fitted per model ({fit}), ± bootstrap SE over {n_boot} resamples of "
-                f"the judgments; lengths in characters. Gold accuracy and gold reward (micro world only): the same "
-                f"answers checked against the world's gold answers.")
+        terms = ("logit = tanh(std Δlen) + AlpacaEval's instruction difficulty + bias, regularised toward "
+                 "upstream's gamed baselines" if _needs_gamed(settings) else
+                 "logit = tanh(std Δlen) + bias, no instruction difficulty: our instructions are not AlpacaEval's")
+        return (f"AlpacaEval: win rate (%) against the fixed baseline ± SE, from the judge's logprob-weighted "
+                f"preference (upstream's weighted_alpaca_eval_gpt4_turbo: P(m) vs P(M) of one token; identical "
+                f"outputs tie); LC = length-controlled win rate by "
+                f"AlpacaEval's `{glm}` GLM ({terms}), fitted per model ({fit}), ± bootstrap SE over {n_boot} resamples "
+                f"of the judgments; lengths in characters. Gold accuracy and gold reward (micro world only): the "
+                f"same answers checked against the world's gold answers.")
 
     def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
         rows = read_json(need(data, BASELINE, self.name), schema="alpaca_eval_outputs")
@@ -83,16 +93,19 @@ class AlpacaEval(ChatSuite):
                 raise InputError(f"{generations}, row {i + 1}: instruction not in the baseline: "
                                  f"{row['instruction'][:80]!r}")
             swapped = ae.is_switched(row["instruction"])
+            pairs.append((row, base, swapped))
+            if row["output"] == base["output"]:
+                continue                       # upstream: identical outputs tie (1.5) without a judge call
             request = ae.render_judge_request(row["instruction"], base["output"], row["output"], swapped,
                                               key=f"{self.name}/{model}/{i}")
             shown = [row["output"], base["output"]] if swapped else [base["output"], row["output"]]
             item = gold.get(row["instruction"])
             requests.append(with_oracle(request, self.judge_format, item["golds"][0] if item else None, shown))
-            pairs.append((row, base, swapped))
-        responses = judge.judge(requests)
+        responses = iter(judge.judge(requests))
         return [ae.annotation_record(row["instruction"], base["output"], row["output"], base["generator"],
-                                     row["generator"], swapped, response)
-                for (row, base, swapped), response in zip(pairs, responses)]
+                                     row["generator"], swapped,
+                                     None if row["output"] == base["output"] else next(responses))
+                for row, base, swapped in pairs]
 
     def score(self, model: str, generations: Path, judgments: Path | None, data: Mapping[str, Path],
               settings: Mapping[str, Any], world: Mapping[str, Any] | None) -> dict:
@@ -103,14 +116,12 @@ class AlpacaEval(ChatSuite):
 
         from evals.protocols import alpaca_eval_protocol as ae
 
-        annotations = read_jsonl(judgments, schema=self.judgment_schema)
-        rows = read_json(generations, schema=self.generation_schema)
-        if not annotations:
-            raise InputError(f"{judgments}: no judgments")
+        annotations, rows = self.read_judged(generations, judgments)
         glm = settings.get("lc_glm", DEFAULT_LC_GLM)
+        gamed = _read_gamed(data, settings, annotations, self.name)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            lc = ae.length_controlled_win_rate(pd.DataFrame(annotations), glm_name=glm,
+            lc = ae.length_controlled_win_rate(pd.DataFrame(annotations), glm_name=glm, **gamed,
                                                n_splits=settings.get("lc_cv_splits", ae.GLM_N_SPLITS),
                                                n_bootstrap=settings.get("lc_bootstrap", DEFAULT_LC_BOOTSTRAP))
         if caught:  # liblinear on a few dozen rows, mostly bootstrap resamples with (nearly) one outcome
@@ -120,7 +131,10 @@ class AlpacaEval(ChatSuite):
         metrics = {
             "win_rate": metric(lc["win_rate"], lc["standard_error"], lc["n_total"], n_wins=lc["n_wins"],
                                n_draws=lc["n_draws"], n_unparsable=lc["n_unparsable"]),
+            # upstream's discrete_win_rate: the weighted preferences rounded (ZeroOneScoringRule)
             "discrete_win_rate": metric(lc["discrete_win_rate"], None, lc["n_total"]),
+            # the judge's sampled token alone (what a text-reading judge would give)
+            "sampled_win_rate": _sampled_win_rate(annotations),
             # The SE of the minimal GLM's LC is ours: a bootstrap over annotation rows, each refitted (upstream's
             # lc_standard_error is 0 by construction for this GLM).
             "lc_win_rate": metric(lc["length_controlled_winrate"], lc.get("lc_bootstrap_standard_error"),
@@ -137,4 +151,43 @@ class AlpacaEval(ChatSuite):
             metrics["trivial_baseline_accuracy"] = metric(trivial_baseline_accuracy(suite_items), None,
                                                           len(suite_items))
         return {"suite": self.name, "version": self.version, "model": model, "n": len(rows),
-                "mean_length": float(lengths.mean()), "metrics": metrics}
+                "judges": self.judges(annotations), "mean_length": float(lengths.mean()), "metrics": metrics}
+
+
+def _needs_gamed(settings: Mapping[str, Any]) -> bool:
+    """Whether the configured GLM is upstream's leaderboard GLM (instruction difficulty from df_gamed.csv)."""
+    return settings.get("lc_glm", DEFAULT_LC_GLM) in ("length_controlled_v1", "length_controlled_noreg")
+
+
+def _read_gamed(data: Mapping[str, Path], settings: Mapping[str, Any], annotations: list[dict],
+                suite: str) -> dict[str, Any]:
+    """For the v1/noreg GLMs: upstream's df_gamed.csv (gamed rows) and its instruction difficulty by instruction.
+
+    Upstream indexes the difficulty by the row's position in AlpacaEval's 805 instructions; the baseline file is
+    that set in upstream's order, so position i's difficulty belongs to the baseline's i-th instruction."""
+    if not _needs_gamed(settings):
+        return {}
+    import pandas as pd
+
+    from evals.protocols import alpaca_eval_protocol as ae
+
+    path = need(data, GAMED, suite)
+    try:
+        df_gamed = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not upstream's df_gamed.csv ({exc})") from None
+    instructions = [r["instruction"] for r in read_json(need(data, BASELINE, suite), schema="alpaca_eval_outputs")]
+    try:
+        difficulty = ae.upstream_instruction_difficulty(df_gamed, instructions)
+    except (KeyError, ValueError) as exc:
+        raise InputError(f"{path}: {exc} (config key evals.alpaca_eval.lc_glm {settings['lc_glm']} needs "
+                         f"AlpacaEval's own 805 instructions as the baseline file)") from None
+    return {"instruction_difficulty": difficulty, "df_gamed": df_gamed.drop(columns=["model"], errors="ignore")}
+
+
+def _sampled_win_rate(annotations: list[dict]) -> dict[str, Any]:
+    """Win rate (%) of the judge's sampled token read as 1 or 2 (the row's ``preference_discrete``)."""
+    from evals.protocols import alpaca_eval_protocol as ae
+
+    rate = ae.win_rate([r.get("preference_discrete") for r in annotations])
+    return metric(rate["win_rate"], rate["standard_error"], rate["n_total"])

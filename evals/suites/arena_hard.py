@@ -7,7 +7,9 @@ fits every model's battles together (style coefficients are shared), so it is a 
 Files (arena-hard-auto v2.0's formats): generations ``arena_hard.jsonl`` = ``{uid, ans_id, model, messages,
 tstamp, metadata}`` (the assistant content is ``{answer: ...}``, ``metadata`` the style features); judgments
 ``arena_hard.jsonl`` = ``{uid, category, judge, model, baseline, games: [{score, judgment: {answer}, prompt, ...}]}``
-with each game's judge id, prompt hash, latency and cache hit. Config block ``evals.arena_hard``: ``judge``,
+with each game's judge id, prompt hash, latency, cache hit and number of judge calls. Config block
+``evals.arena_hard``: ``version`` (``v0.1``, the report's, or ``v2.0``: judge budget, second call, null handling,
+verdict parsing and answer budget of that code base, see ``evals/protocols/arena_hard_protocol.py``), ``judge``,
 ``bootstrap_rounds``, ``control_features``, ``generation``, ``published``.
 """
 
@@ -37,7 +39,7 @@ def _baseline(data: Mapping[str, Path]) -> tuple[str, dict[str, dict]]:
 @register_suite
 class ArenaHard(ChatSuite):
     name = "arena_hard"
-    version = "1"
+    version = "2"
     generation_file = "arena_hard.jsonl"
     generation_schema = "arena_hard_answer"
     judgment_schema = "arena_hard_judgment"
@@ -46,8 +48,8 @@ class ArenaHard(ChatSuite):
     score_data = (BASELINE,)
     judge_format = "pairwise_arena_hard"
     has_leaderboard = True
-    # arena-hard-auto's gen_answer samples with each model's config (temperature 0, max_tokens 4096 for most);
-    # the micro world's models use the config's `generation:` block.
+    # v0.1's gen_answer_config (temperature 0, max_tokens 4096) comes with `version: v0.1`; v2.0 samples with each
+    # model's own settings: the config's `generation:` block.
     generation: dict[str, Any] = {}
 
     def columns(self, settings: Mapping[str, Any]) -> list[Column]:
@@ -61,16 +63,23 @@ class ArenaHard(ChatSuite):
 
         rounds = settings.get("bootstrap_rounds", DEFAULT_ROUNDS)
         features = "+".join(settings.get("control_features", ah.CONTROL_FEATURES))
-        return (f"Arena-Hard: Bradley-Terry win rate (%) against the fixed baseline from both game orders (strong "
-                f"verdicts x{ah.WEIGHT}), [95 % bootstrap CI, {rounds} rounds]; SC = style-controlled ({features}), "
-                f"all models fitted together.")
+        version = ah.get_version(settings.get("version"))
+        protocol = ("a second judge call when the first has no verdict, a game without a verdict dropped alone"
+                    if version.name == "v0.1" else "one judge call, a prompt with a null game dropped")
+        return (f"Arena-Hard {version.name} (arena-hard-auto @ {version.upstream_commit[:8]}: judge max_tokens "
+                f"{version.judge_sampling['max_tokens']}, {protocol}): Bradley-Terry win rate (%) against the fixed "
+                f"baseline from both game orders (strong verdicts x{ah.WEIGHT}), [95 % bootstrap CI, {rounds} "
+                f"rounds]; SC = style-controlled ({features}), all models fitted together.")
 
     def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
         from evals.protocols.arena_hard_protocol import text_style_metadata
 
         questions = read_jsonl(need(data, QUESTIONS, self.name), schema="arena_hard_question")
         prompts = [[{"role": "user", "content": q["prompt"]}] for q in questions]
-        answers = yield prompts, generation_settings(self, settings)
+        from evals.protocols.arena_hard_protocol import get_version
+
+        budget = get_version(settings.get("version")).answer_generation
+        answers = yield prompts, {**budget, **generation_settings(self, settings)}
         now = time.time()
         return [{"uid": q["uid"], "ans_id": f"{model}-{q['uid']}", "model": model,
                  "messages": prompt + [{"role": "assistant", "content": {"answer": a}}], "tstamp": now,
@@ -86,6 +95,7 @@ class ArenaHard(ChatSuite):
         _, baseline = _baseline(data)
         answers = read_jsonl(generations, schema=self.generation_schema)
         items = read_items(data.get(GOLD))
+        version = ah.get_version(settings.get("version"))
         games, triples = [], []
         for i, answer in enumerate(answers):
             uid = answer["uid"]
@@ -97,12 +107,16 @@ class ArenaHard(ChatSuite):
                 if uid not in items:
                     raise InputError(f"{generations}, row {i + 1}: no gold item {uid!r}")
                 gold = items[uid]["golds"][0]
-            pair = ah.render_games(question, answer, base, key=f"{self.name}/{model}/{uid}")
+            pair = ah.render_games(question, answer, base, key=f"{self.name}/{model}/{uid}", version=version)
             shown = [[ah.answer_text(base), ah.answer_text(answer)], [ah.answer_text(answer), ah.answer_text(base)]]
             games += [with_oracle(request, self.judge_format, gold, order) for request, order in zip(pair, shown)]
             triples.append((question, answer, base))
-        responses = judge.judge(games)
-        return [ah.judgment_record(question, answer, base, games[2 * k: 2 * k + 2], responses[2 * k: 2 * k + 2])
+        calls = [[response] for response in judge.judge(games)]
+        again = [(i, ah.follow_up(games[i], calls[i][0], version)) for i in range(len(games))]
+        again = [(i, request) for i, request in again if request is not None]
+        for (i, _), response in zip(again, judge.judge([request for _, request in again]) if again else []):
+            calls[i].append(response)
+        return [ah.judgment_record(question, answer, base, games[2 * k: 2 * k + 2], calls[2 * k: 2 * k + 2], version)
                 for k, (question, answer, base) in enumerate(triples)]
 
     def score(self, model: str, generations: Path, judgments: Path | None, data: Mapping[str, Path],
@@ -111,21 +125,26 @@ class ArenaHard(ChatSuite):
 
         from evals.protocols import arena_hard_protocol as ah
 
-        rows = read_jsonl(judgments, schema=self.judgment_schema)
-        answers = read_jsonl(generations, schema=self.generation_schema)
+        rows, answers = self.read_judged(generations, judgments)
         baseline_name, _ = _baseline(data)
-        battles = ah.judgments_to_battles(rows)
+        version = ah.get_version(settings.get("version"))
+        battles = ah.judgments_to_battles(rows, version=version)
         if battles.empty:
-            raise InputError(f"{judgments}: no judgment with two parsed games")
+            raise InputError(f"{judgments}: no judgment with a parsed game")
         table = ah.bradley_terry_scores(battles, baseline_name, num_rounds=settings.get("bootstrap_rounds",
                                                                                           DEFAULT_ROUNDS))
         row = table.loc[model]
         n_null = sum(ah.is_null_judgment(r["games"]) for r in rows)
+        null_games = sum(g.get("score") is None for r in rows for g in r["games"])
+        second_calls = sum(g.get("attempts", 1) > 1 for r in rows for g in r["games"])
         metrics = {
             "score": metric(row["score"], None, len(rows) - n_null, lower=float(row["lower"]),
-                            upper=float(row["upper"]), n_battles=int(row["n_battles"]), ci=ah.CI),
+                            upper=float(row["upper"]), n_battles=int(row["n_battles"]), ci=ah.CI,
+                            protocol=version.name),
             "battle_win_rate": metric(100 * battles["scores"].mean(), 100 * battles["scores"].sem(), len(battles)),
             "n_unparsable_judgments": metric(n_null, None, len(rows)),
+            "n_unparsable_games": metric(null_games, None, 2 * len(rows)),
+            "n_second_calls": metric(second_calls, None, 2 * len(rows)),
         }
         texts = [ah.answer_text(a) for a in answers]
         lengths = pd.Series([len(t) for t in texts], dtype=float)
@@ -137,7 +156,7 @@ class ArenaHard(ChatSuite):
             triples = [(items[a["uid"]]["family"], t, items[a["uid"]]["golds"][0]) for a, t in zip(answers, texts)]
             metrics.update(gold_metrics(triples, world["gold_reward"]))
         return {"suite": self.name, "version": self.version, "model": model, "n": len(answers),
-                "mean_length": float(lengths.mean()), "metrics": metrics}
+                "judges": self.judges(rows), "mean_length": float(lengths.mean()), "metrics": metrics}
 
     def leaderboard(self, generations: Mapping[str, Path], judgments: Mapping[str, Path], data: Mapping[str, Path],
                     settings: Mapping[str, Any], seed: int) -> dict[str, Any]:
@@ -153,7 +172,8 @@ class ArenaHard(ChatSuite):
         for model, path in judgments.items():
             answers = read_jsonl(generations[model], schema=self.generation_schema)
             metadata[model] = {a["uid"]: ah.answer_style_metadata(a) for a in answers}
-            frames.append(ah.judgments_to_battles(read_jsonl(path, schema=self.judgment_schema)))
+            frames.append(ah.judgments_to_battles(read_jsonl(path, schema=self.judgment_schema),
+                                                  version=ah.get_version(settings.get("version"))))
         battles = pd.concat(frames, ignore_index=True)
         features = tuple(settings.get("control_features", ah.CONTROL_FEATURES))
         table = ah.bradley_terry_scores(battles, baseline_name, num_rounds=settings.get("bootstrap_rounds",

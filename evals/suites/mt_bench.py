@@ -19,6 +19,7 @@ from evals.suites import GOLD, gold_metrics, metric, need, read_items
 from pipeline.io import InputError, read_jsonl
 
 QUESTIONS = "mt_bench_questions"
+REFERENCE = "mt_bench_reference"    # FastChat's reference_answer/gpt-4.jsonl (the micro world writes its own)
 TURNS = (1, 2)
 
 
@@ -35,16 +36,17 @@ def gold_item(question: Mapping[str, Any], items: Mapping[str, dict] | None) -> 
 @register_suite
 class MTBench(ChatSuite):
     name = "mt_bench"
-    version = "1"
+    version = "2"
     generation_file = "mt_bench.jsonl"
     generation_schema = "mt_bench_answer"
     judgment_schema = "mt_bench_judgment"
     generation_data = (QUESTIONS,)
-    judge_data = (QUESTIONS,)
+    judge_data = (QUESTIONS, REFERENCE)
     score_data = (QUESTIONS,)          # the micro world's gold items are found through the questions' item_id
     judge_format = "single_mt_bench"
-    # FastChat samples per category (temperature 0.7 for writing and roleplay, 0.1 for stem and humanities, else 0)
-    # with max_new_token 1024; the micro world's models answer greedily and briefly (the `generation:` block).
+    # With `evals.mt_bench.fastchat_sampling: true` (real studies), FastChat's gen_model_answer settings: the
+    # temperature of the question's category (0.7 writing/roleplay, 0.1 stem/humanities, 0 otherwise, 0.7 for an
+    # unknown category) and max_new_token 1024. Otherwise (the micro world's own categories) the `generation:` block.
     generation: dict[str, Any] = {}
 
     def columns(self, settings: Mapping[str, Any]) -> list[Column]:
@@ -55,16 +57,20 @@ class MTBench(ChatSuite):
         ]
 
     def caption(self, settings: Mapping[str, Any]) -> str:
-        return ("MT-Bench: FastChat single grading (1-10) of each turn, the reference answer shown for math, "
-                "reasoning and coding; overall = mean over all graded turns, ± SE over judgments.")
+        sampling = ("answers sampled as FastChat (temperature per category, at most 1024 new tokens)"
+                    if settings.get("fastchat_sampling") else "answers with the study's generation settings")
+        return ("MT-Bench: FastChat single grading (1-10) of each turn, the reference answer (FastChat's "
+                "reference_answer/gpt-4.jsonl) shown for math, reasoning and coding; " + sampling +
+                "; overall = mean over all graded turns, ± SE over judgments.")
 
     def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
         questions = read_jsonl(need(data, QUESTIONS, self.name), schema="mt_bench_question")
-        sampling = generation_settings(self, settings)
         first_turns = [[{"role": "user", "content": q["turns"][0]}] for q in questions]
-        first = yield first_turns, sampling
-        second = yield [conv + [{"role": "assistant", "content": a}, {"role": "user", "content": q["turns"][1]}]
-                        for conv, a, q in zip(first_turns, first, questions)], sampling
+        first = yield from _by_sampling(self, settings, questions, first_turns)
+        second = yield from _by_sampling(
+            self, settings, questions,
+            [conv + [{"role": "assistant", "content": a}, {"role": "user", "content": q["turns"][1]}]
+             for conv, a, q in zip(first_turns, first, questions)])
         now = time.time()
         return [{"question_id": q["question_id"], "answer_id": f"{model}-{q['question_id']}", "model_id": model,
                  "choices": [{"index": 0, "turns": [a1, a2]}], "tstamp": now}
@@ -78,6 +84,8 @@ class MTBench(ChatSuite):
         questions = {q["question_id"]: q for q in read_jsonl(need(data, QUESTIONS, self.name),
                                                              schema="mt_bench_question")}
         answers = read_jsonl(generations, schema=self.generation_schema)
+        references = {r["question_id"]: r for r in read_jsonl(need(data, REFERENCE, self.name),
+                                                              schema="mt_bench_answer")}
         items = read_items(data.get(GOLD))
         requests, keys = [], []
         for i, answer in enumerate(answers):
@@ -86,8 +94,12 @@ class MTBench(ChatSuite):
                 raise InputError(f"{generations}, row {i + 1}: question_id {answer['question_id']} not in the questions")
             item = gold_item(question, items)
             for turn in TURNS:
-                request = mb.render_single_judge_request(question, answer, turn,
-                                                         key=f"{self.name}/{model}/{question['question_id']}/{turn}")
+                try:
+                    request = mb.render_single_judge_request(
+                        question, answer, turn, key=f"{self.name}/{model}/{question['question_id']}/{turn}",
+                        reference=references.get(question["question_id"]))
+                except ValueError as exc:
+                    raise InputError(f"{need(data, REFERENCE, self.name)}: {exc}") from None
                 shown = [mb.answer_turns(answer)[turn - 1]]
                 requests.append(with_oracle(request, self.judge_format, item["golds"][turn - 1] if item else None,
                                             shown))
@@ -103,10 +115,7 @@ class MTBench(ChatSuite):
 
         from evals.protocols import mt_bench_protocol as mb
 
-        rows = read_jsonl(judgments, schema=self.judgment_schema)
-        answers = read_jsonl(generations, schema=self.generation_schema)
-        if not rows:
-            raise InputError(f"{judgments}: no judgments")
+        rows, answers = self.read_judged(generations, judgments)
         result = mb.score_mt_bench(pd.DataFrame(rows), model=model)
         metrics = {name: metric(result[name]["mean"], result[name]["se"], result[name]["n"])
                    for name in ("turn_1", "turn_2", "overall")}
@@ -124,4 +133,25 @@ class MTBench(ChatSuite):
                     triples.append((item["family"], mb.answer_turns(answer)[turn - 1], item["golds"][turn - 1]))
                 metrics.update(gold_metrics(triples, world["gold_reward"], suffix=f"_turn_{turn}"))
         return {"suite": self.name, "version": self.version, "model": model, "n": len(answers),
-                "mean_length": float(lengths.mean()), "metrics": metrics}
+                "judges": self.judges(rows), "mean_length": float(lengths.mean()), "metrics": metrics}
+
+
+def _by_sampling(suite: ChatSuite, settings: Mapping[str, Any], questions: list[dict],
+                 conversations: list[list[dict]]) -> AnswerRounds:
+    """One generation round per distinct sampling setting (FastChat's per-category temperature when
+    ``fastchat_sampling``), answers returned in question order."""
+    from evals.protocols import mt_bench_protocol as mb
+
+    base = generation_settings(suite, settings)
+    if not settings.get("fastchat_sampling"):
+        return (yield conversations, base)
+    groups: dict[float, list[int]] = {}
+    for i, q in enumerate(questions):
+        groups.setdefault(mb.answer_temperature(q["category"]), []).append(i)
+    answers: list[str | None] = [None] * len(questions)
+    for temperature, indices in sorted(groups.items()):
+        got = yield [conversations[i] for i in indices], {**base, "temperature": temperature,
+                                                          "max_new_tokens": mb.MAX_NEW_TOKEN}
+        for i, a in zip(indices, got):
+            answers[i] = a
+    return answers

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import time
+import math
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-CHAT_PATH = "/v1/chat/completions"
+from evals.judges.oracle_server import CHAT_PATH, ChatServer, completion_body, error_body  # noqa: F401 - re-exported
+
 STYLES = ("pairwise", "rating")
 RATING_MAX = 10
 DIGEST_CHARS = 12
 DEFAULT_STALL_S = 10.0
-SERVE_POLL_S = 0.05
-JOIN_TIMEOUT_S = 5.0
 
 
 def expected_text(messages: list[dict[str, str]], style: str = "pairwise") -> str:
@@ -110,77 +107,27 @@ def redirect(location: str) -> Behaviour:
     return Behaviour("redirect", status=307, text=location)
 
 
-def completion_body(model: str, text: str) -> dict[str, Any]:
-    """A minimal OpenAI chat-completion response."""
-    return {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-    }
+def expected_top_logprobs(messages: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The first-token alternatives the server gives when asked for ``logprobs`` (AlpacaEval's ``m``/``M``):
+    P(m) is a deterministic number in (0, 1) from the prompt; a third token carries the rest, as real APIs do."""
+    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+    p_m = 0.05 + 0.9 * int(digest[8:16], 16) / 16**8
+    top = [{"token": "m", "logprob": math.log(0.98 * p_m)}, {"token": "M", "logprob": math.log(0.98 * (1 - p_m))},
+           {"token": "Model", "logprob": math.log(0.02)}]
+    return sorted(top, key=lambda t: -t["logprob"])
 
 
-def error_body(status: int, message: str) -> dict[str, Any]:
-    """An OpenAI-style error body."""
-    return {"error": {"message": message, "type": f"fake_error_{status}", "code": status}}
-
-
-class FakeOpenAIServer:
-    """Threaded loopback server; use as a context manager or ``start()``/``stop()``."""
+class FakeOpenAIServer(ChatServer):
+    """The loopback server of evals/judges/oracle_server.py acting out a script; ``start()``/``stop()`` or a context
+    manager."""
 
     def __init__(self, style: str = "pairwise", default_delay_s: float = 0.0) -> None:
+        super().__init__()
+        self.retired_models: set[str] = set()   # models answered with OpenAI's 404 model_not_found
         self.style = style
         self.default_delay_s = default_delay_s
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
         self._global_script: deque[Behaviour] = deque()
         self._pattern_scripts: dict[str, deque[Behaviour]] = {}
-        self.calls = 0
-        self.auth_headers: list[str | None] = []
-        self.bodies: list[dict[str, Any]] = []
-        self.arrival_times: list[float] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------------------
-
-    def start(self) -> FakeOpenAIServer:
-        """Bind an ephemeral port on 127.0.0.1 and serve from a background thread."""
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": SERVE_POLL_S}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Release stalled handlers, stop serving and close the socket."""
-        self._stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(JOIN_TIMEOUT_S)
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>/v1``, the client's ``base_url``."""
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    # -- scripting -------------------------------------------------------------------------------------
 
     def script(self, *behaviours: Behaviour) -> None:
         """Queue behaviours for the next requests, whichever they are."""
@@ -191,8 +138,6 @@ class FakeOpenAIServer:
         """Queue behaviours for requests whose message contents contain ``pattern``."""
         with self._lock:
             self._pattern_scripts.setdefault(pattern, deque()).extend(behaviours)
-
-    # -- used by the handler ---------------------------------------------------------------------------
 
     def _next_behaviour(self, messages: list[dict[str, str]]) -> Behaviour:
         """Pop the behaviour for this request (pattern queue, then global queue, then a normal answer)."""
@@ -205,96 +150,40 @@ class FakeOpenAIServer:
                 return self._global_script.popleft()
         return ok(self.default_delay_s)
 
-    def _record_arrival(self, auth: str | None, body: dict[str, Any]) -> None:
-        """Count the call and track how many are in flight."""
-        with self._lock:
-            self.calls += 1
-            self.auth_headers.append(auth)
-            self.bodies.append(body)
-            self.arrival_times.append(time.monotonic())
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-
-    def _record_departure(self) -> None:
-        with self._lock:
-            self.in_flight -= 1
-
-    def _wait(self, seconds: float) -> None:
-        """Sleep, but wake up at once when the server is stopping."""
-        self._stopping.wait(seconds)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Serves ``POST /v1/chat/completions`` according to the fake's script."""
-
-    protocol_version = "HTTP/1.1"
-
-    @property
-    def fake(self) -> FakeOpenAIServer:
-        return self.server.fake  # type: ignore[attr-defined]
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Keep test output quiet."""
-
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
-        length = int(self.headers.get("Content-Length", 0))
-        raw = self.rfile.read(length)
-        if self.path != CHAT_PATH:
-            self._send_json(404, error_body(404, f"no route {self.path}"))
+    def handle_chat(self, handler, body: dict[str, Any]) -> None:
+        """Act out the next behaviour."""
+        behaviour = self._next_behaviour(body.get("messages", []))
+        if body.get("model") in self.retired_models:
+            handler.send_json(404, {"error": {
+                "message": f"The model `{body['model']}` does not exist or you do not have access to it.",
+                "type": "invalid_request_error", "param": None, "code": "model_not_found"}})
             return
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            self._send_json(400, error_body(400, "request body is not JSON"))
-            return
-        self.fake._record_arrival(self.headers.get("Authorization"), body)
-        try:
-            self._serve(body, self.fake._next_behaviour(body.get("messages", [])))
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (e.g. timed out on a stall)
-        finally:
-            self.fake._record_departure()
-
-    def _serve(self, body: dict[str, Any], behaviour: Behaviour) -> None:
-        """Act out one behaviour."""
         if behaviour.kind == "ok":
-            self.fake._wait(behaviour.delay_s)
-            text = expected_text(body["messages"], self.fake.style)
-            self._send_json(200, completion_body(body.get("model", ""), text))
+            self.wait(behaviour.delay_s)
+            if body.get("logprobs"):
+                top = expected_top_logprobs(body["messages"])[: int(body.get("top_logprobs") or 1)]
+                first = [{"token": top[0]["token"], "logprob": top[0]["logprob"], "top_logprobs": top}]
+                handler.send_json(200, completion_body(body.get("model", ""), top[0]["token"], first))
+                return
+            handler.send_json(200, completion_body(body.get("model", ""), expected_text(body["messages"], self.style)))
         elif behaviour.kind == "text":
-            self._send_json(200, completion_body(body.get("model", ""), behaviour.text))
+            handler.send_json(200, completion_body(body.get("model", ""), behaviour.text))
         elif behaviour.kind == "redirect":
-            self._send_json(behaviour.status, error_body(behaviour.status, "moved"), {"Location": behaviour.text})
+            handler.send_json(behaviour.status, error_body(behaviour.status, "moved"), {"Location": behaviour.text})
         elif behaviour.kind == "status":
-            self._send_status(behaviour)
+            message = f"scripted HTTP {behaviour.status}"
+            if behaviour.echo_auth:
+                message += f" (you sent Authorization: {handler.headers.get('Authorization')})"
+            headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after is not None else {}
+            handler.send_json(behaviour.status, error_body(behaviour.status, message), headers)
         elif behaviour.kind == "stall":
-            self.fake._wait(behaviour.stall_s)
-            self.close_connection = True
+            self.wait(behaviour.stall_s)
+            handler.close_connection = True
         elif behaviour.kind == "malformed_json":
-            self._send_raw(200, b'{"choices": [ this is not json', "application/json")
+            handler.send_raw(200, b'{"choices": [ this is not json', "application/json")
         elif behaviour.kind == "missing_choices":
-            self._send_json(200, {"id": "chatcmpl-fake", "object": "chat.completion"})
+            handler.send_json(200, {"id": "chatcmpl-fake", "object": "chat.completion"})
         elif behaviour.kind == "null_content":
-            self._send_json(200, completion_body(body.get("model", ""), None))  # type: ignore[arg-type]
+            handler.send_json(200, completion_body(body.get("model", ""), None))
         else:
             raise ValueError(f"unknown behaviour {behaviour.kind!r}")
-
-    def _send_status(self, behaviour: Behaviour) -> None:
-        """An error status with an OpenAI-style body."""
-        message = f"scripted HTTP {behaviour.status}"
-        if behaviour.echo_auth:
-            message += f" (you sent Authorization: {self.headers.get('Authorization')})"
-        headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after is not None else {}
-        self._send_json(behaviour.status, error_body(behaviour.status, message), headers)
-
-    def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
-        self._send_raw(status, json.dumps(obj).encode(), "application/json", headers)
-
-    def _send_raw(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)

@@ -372,3 +372,42 @@ def test_registered_group_with_shots(world, tmp_path):
         academic.run_academic(world["model_dir"], [{"name": "leaf_c"}], out, batch_size=1, task_manager=tm)
     with pytest.raises(AcademicTaskError, match="is an lm-eval tag.*leaf_a"):
         academic.run_academic(world["model_dir"], [{"name": "micro_tag"}], out, batch_size=1, task_manager=tm)
+
+
+def test_code_tasks_run_their_instruct_variants_under_a_chat_template():
+    """humaneval/mbpp behind a chat template score prose and code fences as code; with apply_chat_template on,
+    the suite runs lm-eval 0.4.13's own instruct variants (their YAMLs ship with the installed package, with the
+    filters our default metrics read), names them in the Table 5 caption, and off it keeps the base tasks."""
+    import lm_eval
+    import yaml as pyyaml
+
+    from evals.protocols.academic_protocol import DEFAULT_METRICS, INSTRUCT_VARIANTS
+    from pipeline.io import InputError
+    from evals.registry import get_suite
+
+    class Loader(pyyaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+    tasks_dir = Path(lm_eval.__file__).parent / "tasks"
+    for base, variant in INSTRUCT_VARIANTS.items():
+        cfg = pyyaml.load((tasks_dir / base / f"{variant}.yaml").read_text(), Loader=Loader)
+        assert cfg["task"] == variant
+        metric, filt = DEFAULT_METRICS[variant].split(",")
+        filters = {f["name"] for f in cfg.get("filter_list", [])} or {
+            f["name"] for f in pyyaml.load((tasks_dir / base / cfg["include"]).read_text(), Loader=Loader)["filter_list"]}
+        assert filt in filters
+    suite = get_suite("academic")
+    tasks = [{"name": "humaneval", "num_fewshot": 0, "title": "HumanEval"},
+             {"name": "mbpp", "num_fewshot": 0, "title": "MBPP"}, {"name": "arc_challenge", "title": "ARC"}]
+    chat = {"tasks": tasks, "apply_chat_template": True}
+    assert [t["name"] for t in suite.lm_eval_tasks({}, chat)] == ["humaneval_instruct", "mbpp_instruct", "arc_challenge"]
+    assert [c.key for c in suite.columns(chat)] == ["humaneval_instruct", "mbpp_instruct", "arc_challenge"]
+    caption = suite.caption(chat)
+    assert "HumanEval = humaneval_instruct (pass@1,create_test, 0-shot)" in caption
+    assert "ARC = arc_challenge (acc_norm,none)" in caption and "chat template on" in caption
+    plain = {"tasks": tasks}
+    assert [t["name"] for t in suite.lm_eval_tasks({}, plain)] == ["humaneval", "mbpp", "arc_challenge"]
+    assert "chat template off, few-shot examples in one turn" in suite.caption(plain)
+    with pytest.raises(InputError, match="fewshot_as_multiturn: true needs apply_chat_template"):
+        suite.caption({"tasks": tasks, "fewshot_as_multiturn": True})

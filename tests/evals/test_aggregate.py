@@ -24,7 +24,7 @@ def m(value, stderr=None, n=10, **extra):
     return {"value": value, "stderr": stderr, "n": n, **extra}
 
 
-def write_study(root, with_gold=True):
+def write_study(root, with_gold=True, judge="oracle"):
     for k, model in enumerate(MODELS):
         base = 10.0 * (k + 1)
         alpaca = {"win_rate": m(base, 1.0), "lc_win_rate": m(base + 1, 2.0), "mean_length": m(40.0 + k, 0.5)}
@@ -37,8 +37,9 @@ def write_study(root, with_gold=True):
             "academic": {"gsm8k": m(70.0 + k, 1.5), "local_mc": m(30.0, 4.0)},
         }
         for suite, metrics in scores.items():
+            judged = {"judges": [judge]} if suite != "academic" else {}
             write_json(root / "scores" / model / f"{suite}.json",
-                       {"suite": suite, "model": model, "n": 10, "metrics": metrics}, schema="score")
+                       {"suite": suite, "model": model, "n": 10, "metrics": metrics, **judged}, schema="score")
         write_json(root / "models" / model / "provenance.json", {
             "stage": model, "module": model, "checkpoint_hash": f"hash-{model}", "config_hash": "c", "config": {},
             "parents": {"policy": {"path": "x", "checkpoint_hash": "hash-sft" if model != "sft" else "hash-base"}},
@@ -140,3 +141,50 @@ def test_wall_time_lives_apart_so_tables_repeat_byte_for_byte(tmp_path):
     assert {name: (tables / name).read_bytes() for name in first} == first
     compute = pd.read_csv(tables / "compute.csv").set_index("Model")
     assert compute.loc["dpo", "Train wall time (s)"] == 13.5 + 99.0
+
+
+def test_published_tables_print_ours_minus_published_and_name_the_judge(tmp_path):
+    """Every published table gets a difference row per published row whose `ours` model was measured, and every
+    judged suite's caption names its judge, flagged as not comparable when the paper's judge was another."""
+    write_study(tmp_path, with_gold=False, judge="gpt-4o")
+    evals = {suite: {**block, "published": "rlhf_workflow"} for suite, block in EVALS.items()}
+    tables = run(tmp_path, evals, micro=False)
+    t4 = pd.read_csv(tables / "table4.csv").set_index("Model")
+    assert t4.loc["Δ dpo − DPO baseline", "LC AlpacaEval-2"] == pytest.approx(21.0 - 22.5)
+    assert t4.loc["Δ sft − SFT baseline", "MT-Bench"] == pytest.approx(4.5 - 7.69)
+    assert "Δ iterative_dpo − Iterative RLHF" not in t4.index       # no such model measured here
+    t5 = pd.read_csv(tables / "table5.csv").set_index("Model")
+    assert t5.loc["Δ sft − SFT baseline", "GSM-8K"] == pytest.approx(70.0 - 74.2)
+    text = (tables / "table4.md").read_text()
+    assert ("alpaca_eval judge: gpt-4o — not the published judge (gpt-4-1106-preview): these numbers are not "
+            "comparable with the published rows") in text
+    assert "mt_bench judge: gpt-4o — not the published judge (gpt-4)" in text
+
+
+def test_the_published_judge_is_named_as_such(tmp_path):
+    write_study(tmp_path, with_gold=False, judge="gpt-4-1106-preview")
+    evals = {"alpaca_eval": {**EVALS["alpaca_eval"], "published": "rlhf_workflow"}}
+    text = (run(tmp_path, evals, micro=False) / "methods.md").read_text()
+    assert "alpaca_eval judge: gpt-4-1106-preview (the published judge)" in text
+
+
+def test_table6_prints_the_published_rows_and_our_difference():
+    """The report's Table 6 rows (iterative DPO 37.2 / 29.1 / 656, concise 41.9 / 22.1 / 382, UltraRM-13B) come
+    first, then ours, then ours minus published for the two rows we reproduce; lengths in different units (ours in
+    characters, the paper's unstated) are never differenced."""
+    from evals.length_analysis import published_table6, table6
+
+    models = pd.DataFrame([
+        {"model": "sft", "module": "sft", "length_penalty": None, "mean_length": 900.0, "lc_win_rate": 9.0,
+         "arena_hard": 5.0, "gsm8k": 70.0},
+        {"model": "iterative_dpo", "module": "iterative_dpo", "length_penalty": 0.0, "mean_length": 1500.0,
+         "lc_win_rate": 33.0, "arena_hard": 25.0, "gsm8k": 79.0},
+        {"model": "iterative_dpo_concise", "module": "iterative_dpo", "length_penalty": 0.001, "mean_length": 800.0,
+         "lc_win_rate": 40.0, "arena_hard": 20.0, "gsm8k": 78.0}])
+    t6 = table6(models, published_table6(["rlhf_workflow"])).set_index("Model")
+    assert t6.loc["Ours (published)", ["LC Alp.", "Arena-H.", "Len."]].tolist() == [37.2, 29.1, 656]
+    assert t6.loc["Ours-concise (published)", ["LC Alp.", "Arena-H.", "Len."]].tolist() == [41.9, 22.1, 382]
+    assert t6.loc["UltraRM-13B (published)", "LC Alp."] == 20.7
+    assert t6.loc["Δ iterative_dpo − Ours", "LC Alp."] == pytest.approx(33.0 - 37.2)
+    assert t6.loc["Δ iterative_dpo_concise − Ours-concise", "Arena-H."] == pytest.approx(20.0 - 22.1)
+    assert pd.isna(t6.loc["Δ iterative_dpo − Ours", "Len."]) and t6.loc["iterative_dpo", "Len. (chars)"] == 1500.0

@@ -1,7 +1,7 @@
 """Tests of evals/protocols/alpaca_eval_protocol.py against upstream alpaca_eval 0.6.6 (tatsu-lab/alpaca_eval @ f19c323d).
 
-Where a test re-derives an upstream function it names it; ``test_matches_installed_upstream`` runs the real
-``alpaca_eval`` package when it is installed (it is not a dependency of ours, so the test skips otherwise).
+Where a test re-derives an upstream function it names it; the tests marked "installed package" run the real
+``alpaca_eval`` (our dependency, pinned to 0.6.6) on the same inputs.
 """
 
 from __future__ import annotations
@@ -86,16 +86,14 @@ def test_template_is_the_upstream_file() -> None:
     assert ae.UPSTREAM_COMMIT in source and ae.UPSTREAM_REPO in source
 
 
-def test_settings_record_matches_constants() -> None:
-    yaml = pytest.importorskip("yaml")
-    config = yaml.safe_load((ae.TEMPLATE_DIR / "configs.yaml").read_text())[ae.ANNOTATOR]
-    assert config["prompt_template"].endswith(ae.TEMPLATE_FILE.name)
-    assert config["completions_kwargs"]["model_name"] == ae.UPSTREAM_JUDGE_MODEL
-    for key, value in ae.UPSTREAM_COMPLETIONS_KWARGS.items():
-        assert config["completions_kwargs"][key] == value
-    assert config["fn_completion_parser"] == "logprob_parser"
-    assert config["completion_parser_kwargs"]["numerator_token"] == ae.FIRST_OUTPUT_ID
-    assert config["completion_parser_kwargs"]["denominator_tokens"] == [ae.FIRST_OUTPUT_ID, ae.SECOND_OUTPUT_ID]
+def test_judge_call_is_the_weighted_annotators() -> None:
+    """Guards against reading the judge's text instead of its logprobs: the request carries upstream's
+    weighted_alpaca_eval_gpt4_turbo completions_kwargs @ v0.6.6 (max_tokens 1, temperature 1, logprobs,
+    top_logprobs 5) and the parser is logprob_parser with m / [m, M], not binarised."""
+    request = ae.render_judge_request("i", "a", "b", False, "k")
+    assert request.sampling == {"max_tokens": 1, "temperature": 1, "logprobs": True, "top_logprobs": 5}
+    assert ae.UPSTREAM_JUDGE_MODEL == "gpt-4-1106-preview"
+    assert ae.PARSER_KWARGS == {"numerator_token": "m", "denominator_tokens": ["m", "M"], "is_binarize": False}
 
 
 @pytest.mark.parametrize("swapped", [False, True])
@@ -179,13 +177,70 @@ def test_parse_preference_maps_back_the_swap(text: str, swapped: bool, preferenc
     assert ae.parse_preference(text, swapped) == preference
 
 
+def _response(top_logprobs, text="m") -> JudgeResponse:
+    return JudgeResponse(key="alpaca_eval/0", judge_id="judge", prompt_hash="h", text=text, latency_s=0.1,
+                         cache_hit=False, top_logprobs=top_logprobs)
+
+
 def test_annotation_record_keeps_unparsable_rows() -> None:
-    response = JudgeResponse(key="alpaca_eval/0", judge_id="judge", prompt_hash="h", text="I cannot decide",
-                             latency_s=0.1, cache_hit=False)
-    row = ae.annotation_record("q", "a", "b", "baseline", "model", True, response)
-    assert row["preference"] is None and row["raw_completion"] == "I cannot decide"
+    """Neither m nor M among the top logprobs: upstream's NaN, kept as None and excluded from the scores."""
+    row = ae.annotation_record("q", "a", "b", "baseline", "model", True,
+                               _response([{"token": "The", "logprob": -0.1}], "The"))
+    assert row["preference"] is None and row["raw_completion"] == "The"
     assert row["annotator"] == ae.ANNOTATOR and row["generator_2"] == "model"
     json.dumps(row)
+
+
+def test_annotation_record_needs_logprobs() -> None:
+    """A judge that answered without logprobs would silently give the discrete win rate: refused."""
+    with pytest.raises(ValueError, match="without logprobs"):
+        ae.annotation_record("q", "a", "b", "baseline", "model", False, _response(None))
+
+
+def test_identical_outputs_are_a_tie_without_a_call() -> None:
+    """Upstream PairwiseAnnotator._preprocess: output_1 == output_2 -> preference 1.5, never sent to the judge."""
+    row = ae.annotation_record("q", "same", "same", "baseline", "model", False, None)
+    assert row["preference"] == 1.5 and row["prompt_hash"] == ""
+    with pytest.raises(ValueError):
+        ae.annotation_record("q", "a", "b", "baseline", "model", False, None)
+
+
+def test_weighted_preference_equals_installed_upstream_pipeline() -> None:
+    """Installed package: alpaca_eval's RandomSwitchTwoColumnsProcessor (seed 0, seeded on the instruction, the
+    pairwise annotator's 3 - x on switched rows) and logprob_parser on the judge's top logprobs in the shown order
+    give the stored preference of each row; ours must equal it for every row."""
+    from alpaca_eval.completion_parsers import logprob_parser
+    from alpaca_eval.processors import RandomSwitchTwoColumnsProcessor
+
+    rng = np.random.default_rng(3)
+    n = 40
+    df = pd.DataFrame({"instruction": [f"instr {i}" for i in range(n)], "output_1": [f"base {i}" for i in range(n)],
+                       "output_2": [f"model {i}" for i in range(n)]})
+
+    def flip(frame: pd.DataFrame) -> pd.DataFrame:  # pairwise_evaluator.py _fn_replace_if_switch
+        if frame.empty or "preference" not in frame.columns:
+            return frame
+        return frame.assign(preference=frame["preference"].apply(lambda x: 3 - x))
+
+    processor = RandomSwitchTwoColumnsProcessor(two_columns_to_switch=["output_1", "output_2"],
+                                                fn_replace_if_switch=flip, random_seed_columns=["instruction"],
+                                                _switch_column="is_switched_outputs", seed=0)
+    shown = processor.preprocess(df)
+    tops = []
+    for _ in range(n):
+        lm, lM = rng.normal(-1, 2, 2)
+        tops.append([{"token": "m", "logprob": float(lm)}, {"token": "M", "logprob": float(lM)},
+                     {"token": "Both", "logprob": -20.0}])
+    shown["preference"] = [logprob_parser({"logprobs": {"content": [{"top_logprobs": t}]}}, numerator_token="m",
+                                          denominator_tokens=["m", "M"], is_binarize=False)[0] for t in tops]
+    upstream = processor.postprocess(shown)
+    for i in range(n):
+        swapped = ae.is_switched(df["instruction"][i])
+        assert swapped == bool(shown["is_switched_outputs"][i])
+        row = ae.annotation_record(df["instruction"][i], df["output_1"][i], df["output_2"][i], "b", "m", swapped,
+                                   _response(tops[i]))
+        assert row["preference"] == pytest.approx(upstream["preference"][i], abs=1e-12)
+    assert 0 < sum(shown["is_switched_outputs"]) < n
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -403,11 +458,10 @@ def test_fitted_difficulty_with_few_models_reduces_to_minimal() -> None:
 
 
 def test_matches_installed_upstream(tmp_path, monkeypatch) -> None:
-    """The real alpaca_eval 0.6.6 get_length_controlled_winrate (hub download replaced by a local df_gamed.csv of
-    synthetic gamed rows and difficulty), all three upstream GLMs. Skipped unless alpaca_eval and patsy are
-    installed (they are not our dependencies)."""
-    pytest.importorskip("patsy")
-    glm = pytest.importorskip("alpaca_eval.metrics.glm_winrate")
+    """Installed package: alpaca_eval 0.6.6's own get_length_controlled_winrate (its hub download answered with a
+    local df_gamed.csv of synthetic gamed rows and difficulty), all three upstream GLMs, against ours fed the same
+    file the way the suite feeds it (difficulty by position in the instruction set, upstream's lookup)."""
+    import alpaca_eval.metrics.glm_winrate as glm
     n = 200
     difficulty = np.random.default_rng(20).normal(0, 1, n)
     gamed = []
@@ -421,10 +475,28 @@ def test_matches_installed_upstream(tmp_path, monkeypatch) -> None:
     df_gamed.to_csv(tmp_path / "df_gamed.csv", index=False)
     monkeypatch.setattr(glm, "hf_hub_download", lambda **kwargs: str(tmp_path / "df_gamed.csv"))
     annotations = synthetic_annotations(n, 23, extra_len=200, len_noise=300, length_bias=1.0, quality=0.5)
-    by_instruction = pd.Series(difficulty, index=annotations["instruction"])
+    by_instruction = ae.upstream_instruction_difficulty(df_gamed, list(annotations["instruction"]))
     for glm_name in ["length_controlled_minimal", "length_controlled_noreg", "length_controlled_v1"]:
         upstream = glm.get_length_controlled_winrate(annotations.copy(), glm_name=glm_name, save_weights_dir=None)
         ours = ae.length_controlled_win_rate(annotations, glm_name=glm_name, instruction_difficulty=by_instruction,
                                              df_gamed=df_gamed.drop(columns=["model"]))
         for key in ["length_controlled_winrate", "lc_standard_error", "win_rate", "standard_error"]:
             assert ours[key] == pytest.approx(upstream[key], abs=1e-9), (glm_name, key)
+
+
+def test_oracle_logprobs_give_its_own_probability() -> None:
+    """The micro world's oracle answers the weighted annotator with log P and log (1 - P) of its own preference, so
+    upstream's logprob_parser recovers P exactly (a coin-sampled m/M would only give the discrete win rate)."""
+    from evals.judges.oracle import OracleJudge
+
+    judge = OracleJudge(temperature=0.2, verbosity_bias=1.0, length_scale=50, seed=0,
+                        gold_reward={"length_penalty": 0.2, "length_scale": 50})
+    request = ae.render_judge_request("What is 60 + 8?", "68", "The answer is 68.", False, "k")
+    request = JudgeRequest(request.key, request.messages,
+                           {"format": "pairwise_alpaca_eval", "gold": "68", "answers": ["68", "The answer is 68."]},
+                           request.sampling)
+    [response] = judge.judge([request])
+    p_first = judge.p_first_better("68", "The answer is 68.", "68")
+    assert 0.05 < p_first < 0.95
+    assert ae.logprob_preference(response.top_logprobs, swapped=False) == pytest.approx(2 - p_first, abs=1e-12)
+    assert ae.logprob_preference(response.top_logprobs, swapped=True) == pytest.approx(1 + p_first, abs=1e-12)

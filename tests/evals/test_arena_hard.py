@@ -115,7 +115,7 @@ def test_judgment_record_has_upstream_fields():
         JudgeResponse(key=r.key, judge_id="j", prompt_hash="h", text=t, latency_s=0.0, cache_hit=True)
         for r, t in zip(requests, ["... [[A>B]]", "... [[A>>B]]"])
     ]
-    row = ah.judgment_record(QUESTION, answer("sft", "m"), answer("base", "b"), requests, responses)
+    row = ah.judgment_record(QUESTION, answer("sft", "m"), answer("base", "b"), requests, [[r] for r in responses])
     assert {k: row[k] for k in ("uid", "category", "judge", "model", "baseline")} == {
         "uid": "q1", "category": "hard_prompt", "judge": "j", "model": "sft", "baseline": "base"}  # fmt: skip
     assert [g["score"] for g in row["games"]] == ["A>B", "A>>B"]
@@ -335,3 +335,138 @@ def test_judgment_rows_round_trip_through_jsonl(tmp_path):
     pd.DataFrame(rows).to_json(path, orient="records", lines=True)
     from_file = ah.judgments_to_battles(pd.read_json(path, lines=True))
     pd.testing.assert_frame_equal(from_file, ah.judgments_to_battles(rows))
+
+
+
+# ----------------------------------------------------------------------------------------------- v0.1 vs v2.0
+# Transcribed from arena-hard-auto @ 3071ef95d913bb5cd632641db336a3b6c7fe4bdd (the v0.1 code base):
+# gen_judgment.py get_score / judgment(), config/judge_config.yaml, config/gen_answer_config.yaml and
+# show_result.py get_battles_from_row; and @ 196f6b826783b3da7310e361a805fa36f0be83f3 (v2.0).
+
+V01_REGEX = r"\[\[([AB<>=]+)\]\]"          # v0.1 config/judge_config.yaml regex_pattern
+
+
+def upstream_v01_get_score(judgment, pattern, pairwise=True):
+    """v0.1 gen_judgment.py get_score, verbatim."""
+    import re
+
+    pattern = re.compile(pattern)
+    matches = pattern.findall(judgment)
+    matches = [m for m in matches if m != ""]
+    if len(set(matches)) == 0:
+        return None, True
+    elif len(set(matches)) == 1:
+        if pairwise:
+            return matches[0].strip("\n"), False
+        return int(matches[0])
+    else:
+        return None, False
+
+
+def upstream_v01_judge_game(conv, answers, attempts=2):
+    """v0.1 gen_judgment.py judgment(): the attempts loop of one game, with a scripted judge answering in turn."""
+    judgment, calls = "", []
+    for _ in range(attempts):
+        calls.append([dict(m) for m in conv])
+        new_judgment = answers[len(calls) - 1]
+        judgment += ("\n" + new_judgment)
+        score, try_again = upstream_v01_get_score(judgment, V01_REGEX)
+        conv.append({"role": "assistant", "content": new_judgment})
+        if not try_again:
+            break
+        conv.append({"role": "user", "content": "continue your judgment and finish by outputting a final verdict label"})
+    return score, judgment, calls
+
+
+def upstream_v01_battle_weights(games, multiplier=3):
+    """v0.1 show_result.py get_battles_from_row: (winner, weight) of game 1 then game 2 (model_a = baseline)."""
+    out = []
+    for index, game in enumerate(games):
+        flip = index == 1
+        score = game["score"]
+        weight = 1
+        if score == "A=B":
+            winner = "tie"
+        elif score in ("A>B", "A>>B"):
+            winner = "model_b" if flip else "model_a"
+            weight = multiplier if score == "A>>B" else 1
+        elif score in ("B>A", "B>>A"):
+            winner = "model_a" if flip else "model_b"
+            weight = multiplier if score == "B>>A" else 1
+        else:
+            weight = 0
+        if weight:
+            out += [winner] * weight
+    return out
+
+
+def _responses(texts):
+    return [JudgeResponse(key=f"k{i}", judge_id="j", prompt_hash=f"h{i}", text=t, latency_s=0.5, cache_hit=False)
+            for i, t in enumerate(texts)]
+
+
+@pytest.mark.parametrize("texts", [
+    ["Long answer... My final verdict is: [[A>B]]"],
+    ["I would write my own answer first and run out of tokens", "My final verdict is tie: [[A=B]]"],
+    ["no verdict", "still none"],
+    ["[[A>B]] or maybe [[B>A]]"],                          # two distinct labels: null, no second call
+    ["[[a>b]]", "[[B>>A]]"],                               # v0.1 does not upper-case
+    ["[[A<B]]"],                                           # a label show_result does not score
+    ["[A>B] single brackets", "[[B>A]]"],                  # v0.1 has no fallback pattern
+])
+def test_v01_judging_follows_its_gen_judgment(texts):
+    """Guards the v0.1 protocol: the second call (conversation and message), the joined judgment text, the
+    single case-sensitive regex and show_result's scorable labels, against v0.1's own loop."""
+    version = ah.VERSIONS["v0.1"]
+    first = ah.render_pairwise_judge_request(QUESTION, answer("base", "BASE"), answer("sft", "MODEL"), "k",
+                                             version=version)
+    expected_score, expected_judgment, upstream_calls = upstream_v01_judge_game(
+        [dict(m) for m in first.messages], texts)
+    responses = _responses(texts)
+    calls = [first]
+    again = ah.follow_up(first, responses[0], version)
+    if again is not None:
+        calls.append(again)
+    assert [c.messages for c in calls] == upstream_calls
+    game = ah.game_record(first, responses[:len(calls)], version)
+    assert game["judgment"]["answer"] == expected_judgment
+    assert game["score"] == (expected_score if expected_score in {"A=B", "A>B", "A>>B", "B>A", "B>>A"} else None)
+    assert game["attempts"] == len(calls)
+    assert all(c.sampling == {"temperature": 0, "max_tokens": 4096} for c in calls)
+
+
+def test_v01_request_is_its_judge_config():
+    """v0.1 judge_config.yaml: one system prompt for every category, the prompt template with the question and
+    both answers, temperature 0, max_tokens 4096; v0.1 gen_answer_config.yaml: answers at temperature 0 and
+    max_tokens 4096. v2.0: max_tokens 16000 (config/arena-hard-v2.0.yaml), one call, answers with the study's."""
+    v01, v20 = ah.VERSIONS["v0.1"], ah.VERSIONS["v2.0"]
+    creative = dict(QUESTION, category="creative_writing")
+    request = ah.render_pairwise_judge_request(creative, answer("base", "BASE"), answer("sft", "MODEL"), "k",
+                                               version=v01)
+    assert request.messages[0]["content"] == ah.load_judge_settings()["arena-hard-v0.1"]["system_prompt"]
+    assert request.messages[1]["content"] == (
+        "<|User Prompt|>\nExplain recursion.\n\n<|The Start of Assistant A's Answer|>\nBASE\n"
+        "<|The End of Assistant A's Answer|>\n\n<|The Start of Assistant B's Answer|>\nMODEL\n"
+        "<|The End of Assistant B's Answer|>")
+    assert (v01.judgment_attempts, v01.answer_generation) == (2, {"temperature": 0.0, "max_new_tokens": 4096})
+    v2_request = ah.render_pairwise_judge_request(creative, answer("base", "B"), answer("sft", "M"), "k", version=v20)
+    assert v2_request.messages[0]["content"] == ah.load_judge_settings()["creative_writing"]["system_prompt"]
+    assert v2_request.sampling == {"temperature": 0.0, "max_tokens": 16000}
+    assert ah.follow_up(v2_request, _responses(["no verdict"])[0], v20) is None
+    with pytest.raises(ValueError, match="evals.arena_hard.version"):
+        ah.get_version("v0.2")
+
+
+@pytest.mark.parametrize("games", [("A>B", "B>>A"), ("A>>B", None), (None, "A=B"), (None, None), ("B>A", "A<B")])
+def test_v01_drops_only_the_game_without_a_verdict(games):
+    """v0.1 show_result.py weights a game without a scorable verdict 0 and keeps the other; v2.0 drops the row."""
+    row = judgment("sft", *games)
+    winners = upstream_v01_battle_weights(row["games"])
+    expected = [{"model_b": 1.0, "model_a": 0.0, "tie": 0.5}[w] for w in winners]
+    v01 = ah.judgments_to_battles([row], version=ah.VERSIONS["v0.1"])
+    assert v01["scores"].tolist() == expected
+    v20 = ah.judgments_to_battles([row], version=ah.VERSIONS["v2.0"])
+    if None in games:
+        assert v20.empty
+    else:
+        assert len(v20) == sum(3 if "<<" in g or ">>" in g else 1 for g in games)

@@ -27,6 +27,7 @@ from tests.evals.fake_openai_server import (
     FakeOpenAIServer,
     bad_request,
     expected_text,
+    expected_top_logprobs,
     malformed_json,
     missing_choices,
     null_content,
@@ -117,6 +118,29 @@ def test_rating_style_and_custom_sampling_are_sent(server, make_judge):
     [response] = make_judge(sampling=sampling).judge(make_requests(1))
     assert "Rating: [[" in response.text
     assert {k: server.bodies[0][k] for k in sampling} == sampling
+
+
+def test_protocol_sampling_and_logprobs_round_trip_through_the_cache(server, make_judge, tmp_path):
+    """AlpacaEval's weighted annotator: the request's own sampling (max_tokens 1, logprobs, top_logprobs 5) goes
+    over the judge's, its top logprobs come back in the OpenAI shape, and a rerun answers them from the cache
+    without a call (a cache that kept only the text would silently lose the weighted preference)."""
+    import dataclasses
+
+    from evals.judges.base import request_sampling
+
+    protocol = {"max_tokens": 1, "temperature": 1, "logprobs": True, "top_logprobs": 5}
+    requests = [dataclasses.replace(r, sampling=protocol) for r in make_requests(2)]
+    cache = JudgeCache(tmp_path / "cache.jsonl")
+    first = make_judge(cache=cache).judge(requests)
+    assert {k: server.bodies[0][k] for k in protocol} == protocol
+    for request, response in zip(requests, first):
+        assert response.top_logprobs == expected_top_logprobs(request.messages)
+        assert response.text == response.top_logprobs[0]["token"]
+    again = make_judge(cache=JudgeCache(tmp_path / "cache.jsonl")).judge(requests)
+    assert server.calls == 2 and all(r.cache_hit for r in again)
+    assert [r.top_logprobs for r in again] == [r.top_logprobs for r in first]
+    assert first[0].prompt_hash == prompt_hash(MODEL, requests[0].messages,
+                                               request_sampling({"temperature": 0.0, "max_tokens": 1024}, requests[0]))
 
 
 def test_empty_batch_makes_no_calls(server, make_judge):

@@ -51,3 +51,24 @@ def test_rerun_of_a_completed_judge_stage_makes_no_http_call(suite, generate_for
         assert server.calls == calls  # the rerun made 0 HTTP calls
     assert all(hit for *_, hit in texts(suite, second))
     assert [t[:-1] for t in texts(suite, second)] == [t[:-1] for t in texts(suite, first)]
+
+
+def test_retired_judge_model_stops_at_the_first_call_naming_model_and_key(generate_for, eval_data, config, tmp_path):
+    """A judge model the API answers as unknown or retired (OpenAI's 404 model_not_found, e.g. gpt-4-0314 since
+    2026-03) stops the judge stage at its first call with one line naming the model and the config key; the
+    error is not cached, so a corrected config judges everything."""
+    from pipeline.io import InputError
+
+    folder, _ = generate_for("verbose", "verbose")
+    with FakeOpenAIServer(style="rating") as server:
+        server.retired_models.add("fake-judge")
+        with pytest.raises(InputError) as err:
+            judge_once("mt_bench", server, folder, eval_data, config, tmp_path)
+        n_requests = 2 * len(read_jsonl(eval_data["mt_bench_questions"]))
+        # the first 404 aborts the batch: only calls already in flight or just starting (concurrency 4) follow it
+        assert server.calls <= 8 < n_requests
+    message = str(err.value)
+    assert "\n" not in message and "config key judges.gpt.model" in message and "'fake-judge'" in message
+    assert "unknown or retired (HTTP 404)" in message
+    cache = tmp_path / "judge_cache" / "mt_bench.jsonl"
+    assert not cache.exists() or cache.read_text() == ""

@@ -15,8 +15,11 @@ MATH = {
     "question_id": 111,
     "category": "math",
     "turns": ["What is 2+2?", "And 3+3?"],
-    "reference": ["4", "6"],
+    "reference": ["a question field FastChat never reads", "nor this"],
 }
+# The question's row of FastChat's data/mt_bench/reference_answer/gpt-4.jsonl (its answer format).
+MATH_REFERENCE = {"question_id": 111, "answer_id": "ref", "model_id": "gpt-4",
+                  "choices": [{"index": 0, "turns": ["4", "6"]}], "tstamp": 0.0}
 ANSWER = {
     "question_id": 81,
     "answer_id": "abc",
@@ -50,14 +53,16 @@ def test_prompt_selection_follows_make_judge_single(category, turn, name):
 
 @pytest.mark.parametrize(("question", "turn"), [(WRITING, 1), (WRITING, 2), (MATH, 1), (MATH, 2)])
 def test_every_template_renders(question, turn):
-    request = mt_bench.render_single_judge_request(question, ANSWER, turn, key=f"mt_bench/{turn}")
+    request = mt_bench.render_single_judge_request(question, ANSWER, turn, key=f"mt_bench/{turn}",
+                                                   reference=MATH_REFERENCE)
     assert isinstance(request, JudgeRequest)
     assert [m["role"] for m in request.messages] == ["system", "user"]
     user = request.messages[1]["content"]
     assert "{" not in user and "}" not in user
     assert question["turns"][turn - 1] in user and ANSWER["choices"][0]["turns"][turn - 1] in user
     if question["category"] == "math":
-        assert all(ref in user for ref in question["reference"][:turn])
+        assert all(ref in user for ref in MATH_REFERENCE["choices"][0]["turns"][:turn])
+        assert "never reads" not in user
     assert request.oracle["turn"] == turn and request.oracle["answer"] == ANSWER["choices"][0]["turns"][turn - 1]
 
 
@@ -76,7 +81,7 @@ def test_turn_one_prompt_is_exactly_upstreams():
 
 
 def test_turn_two_math_prompt_has_both_references_and_conversation():
-    request = mt_bench.render_single_judge_request(MATH, ANSWER, 2, key="k")
+    request = mt_bench.render_single_judge_request(MATH, ANSWER, 2, key="k", reference=MATH_REFERENCE)
     assert request.messages[0]["content"].startswith("Please act as an impartial judge")
     assert request.messages[1]["content"] == (
         "<|The Start of Reference Answer|>\n\n### User:\nWhat is 2+2?\n\n### Reference answer:\n4\n\n"
@@ -87,16 +92,31 @@ def test_turn_two_math_prompt_has_both_references_and_conversation():
     )
 
 
-def test_reference_answer_in_upstream_format_overrides_question_field():
-    gpt4_reference = {"question_id": 111, "model_id": "gpt-4", "choices": [{"index": 0, "turns": ["four", "six"]}]}
-    request = mt_bench.render_single_judge_request(MATH, ANSWER, 1, key="k", reference=gpt4_reference)
-    assert "[The Start of Reference Answer]\nfour\n[The End of Reference Answer]" in request.messages[1]["content"]
+def test_reference_comes_from_the_gpt4_reference_file_not_the_question():
+    """FastChat (gen_judgment.py) reads data/mt_bench/reference_answer/gpt-4.jsonl, never question["reference"]."""
+    request = mt_bench.render_single_judge_request(MATH, ANSWER, 1, key="k", reference=MATH_REFERENCE)
+    assert "[The Start of Reference Answer]\n4\n[The End of Reference Answer]" in request.messages[1]["content"]
+    assert "never reads" not in request.messages[1]["content"]
 
 
-def test_reference_categories_without_reference_fail_loudly():
-    question = {k: v for k, v in MATH.items() if k != "reference"}
-    with pytest.raises(ValueError, match="reference"):
-        mt_bench.render_single_judge_request(question, ANSWER, 1, key="k")
+def test_reference_categories_without_reference_fail_naming_the_question():
+    """Question 123 (coding) has no reference on the hub's question file: judging must stop naming it, not crash
+    later or grade without one."""
+    with pytest.raises(ValueError, match="question 111 .math. has no reference answer for turn 1"):
+        mt_bench.render_single_judge_request(MATH, ANSWER, 1, key="k")
+
+
+@pytest.mark.parametrize(("category", "temperature"), [
+    ("writing", 0.7), ("roleplay", 0.7), ("extraction", 0.0), ("math", 0.0), ("coding", 0.0), ("reasoning", 0.0),
+    ("stem", 0.1), ("humanities", 0.1), ("arena-hard-200", 0.7), ("add", 0.7)])
+def test_answer_temperature_is_fastchats(category, temperature):
+    """FastChat @ 0e6d3e4b fastchat/llm_judge/common.py temperature_config and gen_model_answer.py
+    (`temperature_config[category]` if listed else 0.7; --max-new-token default 1024); judge call temperature 0,
+    max_tokens 2048 (common.py run_judge_single)."""
+    assert mt_bench.answer_temperature(category) == temperature
+    assert mt_bench.MAX_NEW_TOKEN == 1024
+    request = mt_bench.render_single_judge_request(WRITING, ANSWER, 1, key="k")
+    assert request.sampling == {"temperature": 0, "max_tokens": 2048}
 
 
 def test_general_categories_ignore_references():
@@ -174,3 +194,26 @@ def test_score_needs_one_model():
     with pytest.raises(ValueError, match="several models"):
         mt_bench.score_mt_bench(frame)
     assert mt_bench.score_mt_bench(frame, model="dpo")["overall"]["n"] == 5
+
+
+def test_fastchat_sampling_answers_each_category_at_its_temperature(tmp_path):
+    """With fastchat_sampling, each question is answered at FastChat's category temperature with at most 1024 new
+    tokens, in both turns, and the answers come back in question order (a greedy run would not be comparable)."""
+    from evals.registry import get_suite
+    from pipeline.io import write_jsonl
+
+    questions = [{"question_id": i + 1, "category": c, "turns": [f"q{i} t1", f"q{i} t2"]}
+                 for i, c in enumerate(["writing", "math", "stem", "roleplay"])]
+    path = tmp_path / "q.jsonl"
+    write_jsonl(path, questions)
+    rounds = get_suite("mt_bench").answer({"mt_bench_questions": path}, "m", {"fastchat_sampling": True})
+    seen, reply = [], None
+    try:
+        while True:
+            conversations, sampling = rounds.send(reply)
+            seen.append((sampling["temperature"], sampling["max_new_tokens"], [c[-1]["content"] for c in conversations]))
+            reply = [f"answer to {c[-1]['content']}" for c in conversations]
+    except StopIteration as done:
+        rows = done.value
+    assert seen[:3] == [(0.0, 1024, ["q1 t1"]), (0.1, 1024, ["q2 t1"]), (0.7, 1024, ["q0 t1", "q3 t1"])]
+    assert [r["choices"][0]["turns"] for r in rows] == [[f"answer to q{i} t1", f"answer to q{i} t2"] for i in range(4)]

@@ -34,3 +34,11 @@ def test_gold_reward_reads_the_gold_column(reward_model):
 def test_bad_blocks_are_named(bad, message):
     with pytest.raises(ValueError, match=message):
         check_block({**block(TRAINER, batch=16), **bad}, "methods.grpo")
+
+
+def test_missing_eos_reward_source_penalises_truncated_completions():
+    """GRPOTrainer passes each completion's ids up to its first EOS: one not ending in EOS was truncated and gets
+    -1 (times the configured weight, the penalty); a finished one 0."""
+    functions, weights = reward_functions({"missing_eos": 2.0}, None, eos_token_id=7)
+    assert weights == [2.0]
+    assert functions[0](["p", "p"], ["a", "b"], completion_ids=[[3, 4, 7], [3, 4, 5]]) == [0.0, -1.0]

@@ -74,3 +74,14 @@ def test_sampling_settings_are_required():
 
     with pytest.raises(ValueError, match=r"methods\.it\.sampling: missing \['max_new_tokens'\], unknown \['top_k'\]"):
         check_block({**BLOCK, "sampling": {"temperature": 1.0, "top_k": 5}}, "methods.it")
+
+
+def test_missing_eos_penalty_prefers_a_finished_answer():
+    """Guards against scoring a response cut at max_new_tokens as if complete: with missing_eos_penalty the
+    truncated higher-reward sample loses to the finished one, and without it nothing changes."""
+    row = {**sample([1.0, 1.4], ["finished.", "cut off mid-sent"]), "finished": [True, False]}
+    (plain,), _ = best_worst_pairs([row], length_penalty=0.0)
+    (penalised,), _ = best_worst_pairs([row], length_penalty=0.0, missing_eos_penalty=1.0)
+    assert plain["chosen"][0]["content"] == "cut off mid-sent"
+    assert penalised["chosen"][0]["content"] == "finished."
+    assert penalised["rejected_score"] == pytest.approx(1.4 - 1.0)

@@ -12,31 +12,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.hub_data import MIRROR_ENV, OUTPUTS, main
+from pipeline.hub_data import MIRROR_ENV, OUTPUTS, main, outputs
 from pipeline.io import InputError, read_json, read_jsonl
 from world.data import OUTPUTS as WORLD_OUTPUTS
+from world.rehearsal_mirror import conversation, write_lines, write_parquet
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((ROOT / "config" / "rlhf_workflow.yaml").read_text())
 SCHEMAS = {"sft": "sft_row", "prefs": "preference_row", "kto": "kto_row", "rm_prefs": "preference_row",
            "online_prompts": "prompt_row", "mt_bench_questions": "mt_bench_question",
+           "mt_bench_reference": "mt_bench_answer", "online_prompts_iter1": "prompt_row",
+           "online_prompts_iter2": "prompt_row", "online_prompts_iter3": "prompt_row",
            "arena_hard_questions": "arena_hard_question", "arena_hard_baseline": "arena_hard_answer"}
-
-
-def conversation(prompt, answer):
-    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-
-
-def write_parquet(path: Path, rows: list[dict]) -> None:
-    import datasets
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    datasets.Dataset.from_list(rows).to_parquet(str(path))
-
-
-def write_lines(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 @pytest.fixture(scope="module")
@@ -57,22 +44,34 @@ def hub(tmp_path_factory):
     write_parquet(root / "RLHFlow/prompt-collection-v0.1/data/train-00000-of-00001.parquet", [
         {"dataset": "ultrafeedback", "context": f"Prompt {i}", "context_messages": [{"role": "user", "content": f"Prompt {i}"}],
          "id": f"uf-{i}"} for i in range(8)])
+    for t in (1, 2, 3):
+        write_parquet(root / f"RLHFlow/iterative-prompt-v1-iter{t}-20K/data/train-00000-of-00001.parquet", [
+            {"context_messages": [{"role": "user", "content": f"Iteration {t} prompt {i}"}]} for i in range(3)])
     baseline = [{"dataset": "helpful_base", "instruction": f"Instruction {i}", "output": f"Baseline output {i}",
                  "generator": "gpt4_1106_preview"} for i in range(5)]
     (root / "tatsu-lab/alpaca_eval").mkdir(parents=True)
     (root / "tatsu-lab/alpaca_eval/alpaca_eval_gpt4_baseline.json").write_text(json.dumps(baseline))
     (root / "tatsu-lab/alpaca_eval/alpaca_eval.json").write_text(json.dumps(baseline))  # other files sit beside it
+    (root / "tatsu-lab/alpaca_eval/df_gamed.csv").write_text(
+        "index,preference,std_delta_len,instruction_difficulty,not_gamed_baseline,model\n"
+        "0,0.3,-0.5,0.25,False,gamed_verbose\n1,0.6,0.2,-0.75,False,gamed_verbose\n")
     write_lines(root / "HuggingFaceH4/mt_bench_prompts/raw/question.jsonl", [
         {"question_id": 81, "category": "writing", "prompt": ["Write a post.", "Rewrite it."], "reference": []},
         {"question_id": 111, "category": "math", "prompt": ["Area of the triangle?", "And the circle?"],
          "reference": ["Area is 3", "5pi"]}])
+    # FastChat's reference_answer/gpt-4.jsonl (in the lmsys/mt-bench space): math, reasoning and coding only.
+    write_lines(root / "lmsys/mt-bench/data/mt_bench/reference_answer/gpt-4.jsonl", [
+        {"question_id": 111, "answer_id": "r111", "model_id": "gpt-4",
+         "choices": [{"index": 0, "turns": ["The area is 3.", "The circle's area is 5pi."]}], "tstamp": 1.0}])
     write_parquet(root / "lmarena-ai/arena-hard-auto-v0.1/data/train-00000-of-00001.parquet", [
         {"question_id": f"q{i}", "category": "arena-hard-v0.1", "cluster": "c", "turns": [{"content": f"Hard {i}"}]}
         for i in range(3)])
+    # the hub's v0.1 baseline answers are in arena-hard-auto's v2 answer format (uid, messages)
     write_lines(root / "lmarena-ai/arena-hard-auto/data/arena-hard-v0.1/model_answer/gpt-4-0314.jsonl", [
-        {"question_id": f"q{i}", "answer_id": f"a{i}", "model_id": "gpt-4-0314",
-         "choices": [{"index": 0, "turns": [{"content": f"## Baseline answer {i}\n- point", "token_len": 6}]}],
-         "tstamp": 0.0} for i in range(3)])
+        {"uid": f"q{i}", "ans_id": f"a{i}", "model": "gpt-4-0314",
+         "messages": [{"role": "user", "content": f"Hard {i}"},
+                      {"role": "assistant", "content": {"answer": f"## Baseline answer {i}\n- point"}}],
+         "tstamp": 0.0, "metadata": {"token_len": 6}} for i in range(3)])
     return root
 
 
@@ -102,8 +101,11 @@ def test_entry_point_writes_every_file_in_its_schema(offline_env, tmp_path):
                            "--seed", "0", "--out-dir", str(out)], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, **offline_env})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS.values())
-    rows = {kind: read_jsonl(out / name, schema=SCHEMAS[kind]) for kind, name in OUTPUTS.items() if kind in SCHEMAS}
+    files = outputs(small_data_block())
+    assert sorted(p.name for p in out.iterdir()) == sorted(files.values())
+    assert set(files) - set(OUTPUTS) == {"alpaca_eval_gamed", "online_prompts_iter1", "online_prompts_iter2",
+                                         "online_prompts_iter3"}
+    rows = {kind: read_jsonl(out / name, schema=SCHEMAS[kind]) for kind, name in files.items() if kind in SCHEMAS}
     baseline = read_json(out / OUTPUTS["alpaca_eval_baseline"], schema="alpaca_eval_outputs")
 
     assert rows["sft"][0]["messages"] == conversation("Question 0?", "Answer 0.")
@@ -119,11 +121,19 @@ def test_entry_point_writes_every_file_in_its_schema(offline_env, tmp_path):
     assert baseline[0] == {"instruction": "Instruction 0", "output": "Baseline output 0",
                            "generator": "gpt4_1106_preview", "dataset": "helpful_base"}
     questions = {q["question_id"]: q for q in rows["mt_bench_questions"]}
-    assert questions[111]["reference"] == ["Area is 3", "5pi"] and "reference" not in questions[81]
+    assert all("reference" not in q for q in questions.values())   # FastChat reads gpt-4.jsonl, not this field
+    assert rows["mt_bench_reference"] == [{"question_id": 111, "answer_id": "r111", "model_id": "gpt-4",
+                                           "choices": [{"index": 0, "turns": ["The area is 3.",
+                                                                              "The circle's area is 5pi."]}],
+                                           "tstamp": 1.0}]
+    assert [r["prompt"][0]["content"] for r in rows["online_prompts_iter2"]] == [f"Iteration 2 prompt {i}"
+                                                                                  for i in range(3)]
+    assert (out / files["alpaca_eval_gamed"]).read_text().startswith("index,preference,std_delta_len")
     assert questions[81]["turns"] == ["Write a post.", "Rewrite it."]
     assert rows["arena_hard_questions"][2] == {"uid": "q2", "category": "hard_prompt", "prompt": "Hard 2"}
     answer = rows["arena_hard_baseline"][0]
-    assert answer["model"] == "gpt-4-0314" and answer["messages"][1]["content"]["answer"].startswith("## Baseline")
+    assert answer["uid"] == "q0" and answer["model"] == "gpt-4-0314"
+    assert answer["messages"][1]["content"]["answer"] == "## Baseline answer 0\n- point"
     from evals.protocols.arena_hard_protocol import answer_style_metadata
 
     assert "metadata" not in answer  # computed by the Arena-Hard suite, as upstream's show_result reads it
@@ -171,3 +181,12 @@ def test_config_level_checks_for_real_studies():
     config["data"]["sft"]["columnz"] = {}
     with pytest.raises(ConfigError, match=r"key data\.sft"):
         check_config(config, plugin_checks=[check_method_blocks])
+
+
+
+def test_hub_file_missing_from_the_mirror_is_named(offline_env, tmp_path):
+    """A hub file source (FastChat's reference answers) absent from the mirror stops the stage naming the key."""
+    data = small_data_block()
+    data["mt_bench_reference"]["file"] = "data/mt_bench/reference_answer/gpt-5.jsonl"
+    with pytest.raises(InputError, match=r"config key data\.mt_bench_reference: no .*gpt-5\.jsonl in the mirror"):
+        main(["--config-json", json.dumps(data), "--out-dir", str(tmp_path / "data")])

@@ -10,16 +10,19 @@ import pytest
 import yaml
 
 from methods.registry import check_method_blocks
+from evals.registry import check_suite_blocks
 from pipeline.config import ConfigError, check_config
 from pipeline.io import InputError, read_jsonl, write_jsonl
+from tests.study_configs import study_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "config").glob("*.yaml")))
+@pytest.mark.parametrize("name", [p.name for p in study_configs()])
 def test_every_shipped_config_validates(name):
-    check_config(yaml.safe_load((ROOT / "config" / name).read_text()), name, plugin_checks=[check_method_blocks])
+    check_config(yaml.safe_load((ROOT / "config" / name).read_text()), name,
+                 plugin_checks=[check_method_blocks, check_suite_blocks])
 
 
 def test_unknown_key_is_named():

@@ -2,6 +2,9 @@
 
 
 rule aggregate:
+    # lint advice kept: PYTHON, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/evaluate.yaml"
     input:
         scores=expand(f"{R}/scores/{{model}}/{{suite}}.json", model=MODELS, suite=SUITES),
         leaderboards=expand(f"{R}/scores/leaderboard/{{suite}}.json", suite=LEADERBOARDS),
@@ -34,6 +37,9 @@ rule aggregate:
 
 
 rule length_analysis:
+    # lint advice kept: PYTHON, prefix, R (why: workflow/rules/common.smk)
+    conda:
+        "../envs/evaluate.yaml"
     input:
         scores=expand(f"{R}/scores/{{model}}/{{suite}}.json", model=MODELS, suite=SUITES),
         leaderboards=expand(f"{R}/scores/leaderboard/{{suite}}.json", suite=LEADERBOARDS),
@@ -47,10 +53,11 @@ rule length_analysis:
     params:
         models=" ".join(MODELS),
         out_dir=f"{R}/tables",
+        published=" ".join(sorted({b["published"] for b in config["evals"].values() if b.get("published")})),
     log:
         log_path("length_analysis"),
     benchmark:
         benchmark_path("length_analysis")
     shell:
         "{PYTHON} -m evals.length_analysis --results {R} --models {params.models} --out-dir {params.out_dir} "
-        "> {log:q} 2>&1"
+        "--published {params.published} > {log:q} 2>&1"

@@ -1,5 +1,6 @@
 # Data stage: the micro world's splits (config key `world`) or, in real studies, hub datasets in the same formats
 # (config key `data`, pipeline/hub_data.py). Which one runs follows from the config, not from the study's name.
+# lint advice kept: functions (why: workflow/rules/common.smk)
 if "world" in config:
     from world.data import OUTPUTS as DATA_FILES
 
@@ -7,10 +8,11 @@ if "world" in config:
     DATA_BLOCK = config["world"]
     DATA_ARGS = ""  # the world has its own seed
 else:
-    from pipeline.hub_data import OUTPUTS as DATA_FILES
+    from pipeline.hub_data import outputs
 
     DATA_ENTRY = "pipeline.hub_data"
     DATA_BLOCK = config["data"]
+    DATA_FILES = outputs(DATA_BLOCK)
     DATA_ARGS = f"--seed {config['seed']}"  # seeds the optional row shuffles
 
 
@@ -21,6 +23,11 @@ def data_file(kind):
 
 
 rule data:
+    # lint advice kept: PYTHON, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/data.yaml"
+    input:
+        DOWNLOADED,
     output:
         [data_file(kind) for kind in DATA_FILES],
     params:

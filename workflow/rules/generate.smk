@@ -1,4 +1,5 @@
 # Generation: one job per model answers every suite (one model load; lm-eval runs on the same loaded model).
+# lint advice kept: functions (why: workflow/rules/common.smk)
 from evals.registry import configured
 
 EVAL_SUITES = configured(config)  # suite name -> registered suite (evals/suites/)
@@ -24,6 +25,9 @@ GENERATION_DATA = suite_data(
 
 
 rule generate:
+    # lint advice kept: PYTHON, seed (why: workflow/rules/common.smk)
+    conda:
+        "../envs/generate.yaml"
     input:
         checkpoint=lambda w: checkpoint_done(w.model),
         data=list(GENERATION_DATA[0].values()),

@@ -3,6 +3,7 @@
 # files, so a rerun resumes at the iteration it stopped in. The last iteration's policy becomes models/<method>,
 # which generation and evaluation use like any other checkpoint. Rules call `python -m methods.<module>
 # {iteration,finalize}` (see methods/iterative_dpo.py); one job per iteration pays the imports once.
+# lint advice kept: functions (why: workflow/rules/common.smk)
 
 
 def iterative_policy(method, iteration):
@@ -20,6 +21,9 @@ def iterations(method):
 
 
 rule iterative_iteration:
+    # lint advice kept: PYTHON, seed, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
     wildcard_constraints:
         method="|".join(ITERATIVE_METHODS) or "NO_METHOD",
         iteration=r"[1-9][0-9]*",
@@ -27,13 +31,14 @@ rule iterative_iteration:
         policy=lambda w: f"{iterative_policy(w.method, w.iteration)}/provenance.json",
         sft=checkpoint_done("sft"),
         reward_model=checkpoint_done("reward_model"),
-        prompts=data_file("online_prompts"),
+        prompts=lambda w: data_file(f"online_prompts_iter{w.iteration}" if f"online_prompts_iter{w.iteration}" in DATA_FILES else "online_prompts"),
     output:
         samples=f"{R}/iterative/{{method}}/iter{{iteration}}/samples.jsonl",
         pairs=f"{R}/iterative/{{method}}/iter{{iteration}}/pairs.jsonl",
         stats=f"{R}/iterative/{{method}}/iter{{iteration}}/stats.json",
         policy=f"{R}/models/{{method}}/iter{{iteration}}/provenance.json",
     params:
+        launch=launch_options(),
         module=lambda w: spec_of(w.method).name,
         block=lambda w: as_json(config["methods"][w.method]),
         policy=lambda w: iterative_policy(w.method, w.iteration),
@@ -47,13 +52,17 @@ rule iterative_iteration:
     benchmark:
         benchmark_path("iterative_iteration", "{method}/iter{iteration}")
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.{params.module} iteration --method {wildcards.method} "
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.launch {params.launch} -- "
+        "methods.{params.module} iteration --method {wildcards.method} "
         "--block-json {params.block:q} --seed {config[seed]} --iteration {wildcards.iteration} "
         "--policy {params.policy} --reference {params.sft} --reward-model {params.reward_model} "
         "--prompts {input.prompts} --samples-dir {params.samples_dir} --out-dir {params.out_dir} > {log:q} 2>&1"
 
 
 rule iterative_final:
+    # lint advice kept: PYTHON, seed, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
     wildcard_constraints:
         method="|".join(ITERATIVE_METHODS) or "NO_METHOD",
     input:

@@ -1,5 +1,6 @@
 # Judging and scoring, per (model, suite): no model is loaded here (the oracle and HTTP judges need no torch).
 # Which suites are judged, what data each stage reads and which files it writes come from the suite registry.
+# lint advice kept: functions (why: workflow/rules/common.smk)
 
 JUDGED = [n for n, s in EVAL_SUITES.items() if s.is_judged]
 HARNESS = [n for n, s in EVAL_SUITES.items() if not s.is_judged]
@@ -32,6 +33,9 @@ def gold_arg(w):
 
 
 rule judge:
+    # lint advice kept: PYTHON (why: workflow/rules/common.smk)
+    conda:
+        "../envs/evaluate.yaml"
     wildcard_constraints:
         suite="|".join(JUDGED) or "NO_SUITE",
     input:
@@ -61,6 +65,9 @@ rule judge:
 
 
 rule score:
+    # lint advice kept: PYTHON (why: workflow/rules/common.smk)
+    conda:
+        "../envs/evaluate.yaml"
     wildcard_constraints:
         suite="|".join(JUDGED) or "NO_SUITE",
     input:
@@ -87,6 +94,9 @@ rule score:
 
 
 rule score_harness:
+    # lint advice kept: PYTHON (why: workflow/rules/common.smk)
+    conda:
+        "../envs/evaluate.yaml"
     wildcard_constraints:
         suite="|".join(HARNESS) or "NO_SUITE",
     input:
@@ -97,7 +107,7 @@ rule score_harness:
     params:
         version=lambda w: EVAL_SUITES[w.suite].version,
         settings=lambda w: as_json(suite_block(w.suite)),
-        lm_eval=lambda w: generation_file(w.model, w.suite).rsplit("/", 1)[0] + "/lm_eval_results.json",
+        lm_eval=lambda w: os.path.join(os.path.dirname(generation_file(w.model, w.suite)), "lm_eval_results.json"),
     log:
         log_path("score", "{model}/{suite}"),
     benchmark:
@@ -109,6 +119,9 @@ rule score_harness:
 
 
 rule leaderboard:
+    # lint advice kept: PYTHON, seed (why: workflow/rules/common.smk)
+    conda:
+        "../envs/evaluate.yaml"
     wildcard_constraints:
         suite="|".join(LEADERBOARDS) or "NO_SUITE",
     input:

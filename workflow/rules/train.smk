@@ -1,5 +1,16 @@
 # Training: the base model, the one SFT checkpoint, and every method from it (generic, via the registry).
+# lint advice kept: functions (why: workflow/rules/common.smk)
 from methods.registry import get_method
+
+
+def launch_options():
+    """methods/launch.py options from the config's `launch:` block: one process per GPU the job gets, else
+    launch.cpu_processes; an accelerate config (FSDP, DDP) for several GPUs."""
+    launch = config.get("launch", {})
+    options = f"--cpu-processes {int(launch.get('cpu_processes', 1))}"
+    if launch.get("accelerate_config"):
+        options += f" --accelerate-config {launch['accelerate_config']}"
+    return options
 
 
 # The micro base model is pretrained on the world's text; a hub base model (`base.hub_id`) is loaded as is.
@@ -7,11 +18,16 @@ BASE_DATA = {"pretrain": data_file("pretrain"), "sft": data_file("sft")} if "hub
 
 
 rule base:
+    # lint advice kept: PYTHON, seed, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
     input:
+        DOWNLOADED,
         **BASE_DATA,
     output:
         checkpoint_done("base"),
     params:
+        launch=launch_options(),
         block=as_json(config["base"]),
         data=" ".join(f"--{kind}-data {path}" for kind, path in BASE_DATA.items()),
         out_dir=f"{R}/models/base",
@@ -21,17 +37,22 @@ rule base:
     benchmark:
         benchmark_path("base")
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.base_model --config-json {params.block:q} --seed {config[seed]} "
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.launch {params.launch} -- "
+        "methods.base_model --config-json {params.block:q} --seed {config[seed]} "
         "{params.data} --out-dir {params.out_dir} > {log:q} 2>&1"
 
 
 rule sft:
+    # lint advice kept: PYTHON, seed, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
     input:
         base=checkpoint_done("base"),
         sft=data_file("sft"),
     output:
         checkpoint_done("sft"),
     params:
+        launch=launch_options(),
         block=as_json(config["sft"]),
         base=f"{R}/models/base",
         out_dir=f"{R}/models/sft",
@@ -41,7 +62,8 @@ rule sft:
     benchmark:
         benchmark_path("sft")
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.train --method sft --block-json {params.block:q} --seed {config[seed]} "
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.launch {params.launch} -- "
+        "methods.train --method sft --block-json {params.block:q} --seed {config[seed]} "
         "--policy {params.base} --reference {params.base} --data sft={input.sft} "
         "--out-dir {params.out_dir} > {log:q} 2>&1"
 
@@ -78,6 +100,9 @@ def method_args(wildcards):
 
 
 rule train:
+    # lint advice kept: PYTHON, seed (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
     wildcard_constraints:
         method="|".join(GENERIC_METHODS) or "NO_METHOD",
     input:
@@ -85,6 +110,7 @@ rule train:
     output:
         checkpoint_done("{method}"),
     params:
+        launch=launch_options(),
         block=lambda w: as_json(config["methods"][w.method]),
         args=method_args,
         sft=f"{R}/models/sft",
@@ -95,18 +121,23 @@ rule train:
     benchmark:
         benchmark_path("train", "{method}")
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.train --method {wildcards.method} --block-json {params.block:q} "
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.launch {params.launch} -- "
+        "methods.train --method {wildcards.method} --block-json {params.block:q} "
         "--seed {config[seed]} --policy {params.sft} --reference {params.sft} {params.args} "
         "--out-dir {params.out_dir} > {log:q} 2>&1"
 
 
 rule reward_model:
+    # lint advice kept: PYTHON, seed, prefix (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
     input:
         sft=checkpoint_done("sft"),
         prefs=data_file("rm_prefs"),
     output:
         checkpoint_done("reward_model"),
     params:
+        launch=launch_options(),
         block=as_json(config["reward_model"]),
         sft=f"{R}/models/sft",
         out_dir=f"{R}/models/reward_model",
@@ -116,5 +147,6 @@ rule reward_model:
     benchmark:
         benchmark_path("reward_model")
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.reward_model --block-json {params.block:q} "
+        "OMP_NUM_THREADS={threads} {PYTHON} -m methods.launch {params.launch} -- "
+        "methods.reward_model --block-json {params.block:q} "
         "--seed {config[seed]} --sft {params.sft} --prefs {input.prefs} --out-dir {params.out_dir} > {log:q} 2>&1"

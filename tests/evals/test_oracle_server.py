@@ -1,0 +1,86 @@
+"""The loopback oracle judge server (evals/judges/oracle_server.py) behind the real HTTP judge and the real upstream
+prompts: guards against a server that misreads which benchmark a prompt is, judges against the wrong gold item, or
+answers logprobs in a shape OpenAI does not use."""
+
+import math
+
+import pytest
+import requests
+
+from evals.judges.http import HTTPJudge
+from evals.judges.oracle import OracleJudge
+from evals.judges.oracle_server import OracleServer
+from evals.protocols import alpaca_eval_protocol as ae
+from evals.protocols import arena_hard_protocol as ah
+from evals.protocols import mt_bench_protocol as mb
+
+JUDGE = {"temperature": 0.2, "verbosity_bias": 1.0, "length_scale": 50, "seed": 0,
+         "gold_reward": {"length_penalty": 0.2, "length_scale": 50}}
+ITEMS = [{"item_id": "a-0", "family": "add", "turns": ["What is 2 + 3?"], "golds": ["5"], "suite": "alpaca_eval"},
+         {"item_id": "h-0", "family": "sort", "turns": ["Sort these digits: 3 1 2"], "golds": ["1 2 3"],
+          "suite": "arena_hard"},
+         {"item_id": "m-0", "family": "add", "turns": ["What is 4 + 4?", "Now add 10 to that number."],
+          "golds": ["8", "18"], "suite": "mt_bench", "category": "math"}]
+
+
+@pytest.fixture(scope="module")
+def server():
+    with OracleServer(JUDGE, ITEMS) as srv:
+        yield srv
+
+
+def oracle():
+    settings = {k: v for k, v in JUDGE.items() if k != "gold_reward"}
+    return OracleJudge(**settings, gold_reward=JUDGE["gold_reward"])
+
+
+def ask(server, messages, **extra):
+    reply = requests.post(f"{server.base_url}/chat/completions", json={"model": "gpt-4", "messages": messages, **extra},
+                          timeout=10)
+    return reply.status_code, reply.json()
+
+
+def test_alpaca_eval_prompt_gets_the_oracle_verdict_and_openai_logprobs(server):
+    request = ae.render_judge_request("What is 2 + 3?", "The answer is 5.", "Sure! The answer is 6. Glad to help.",
+                                      swapped=False, key="k")
+    status, body = ask(server, request.messages, max_tokens=1, logprobs=True, top_logprobs=5)
+    assert status == 200
+    text = body["choices"][0]["message"]["content"]
+    first = body["choices"][0]["logprobs"]["content"][0]
+    probabilities = {t["token"]: math.exp(t["logprob"]) for t in first["top_logprobs"]}
+    assert set(probabilities) == {"m", "M"} and sum(probabilities.values()) == pytest.approx(1.0)
+    # the correct concise answer (shown first, "m") is the oracle's favourite, as its own probability says
+    assert probabilities["m"] == pytest.approx(oracle().p_first_better("The answer is 5.",
+                                                                       "Sure! The answer is 6. Glad to help.", "5"))
+    assert probabilities["m"] > 0.9 and first["token"] == text and text in ("m", "M")
+
+
+def test_arena_hard_games_and_mt_bench_turns_parse_with_upstream_parsers(server):
+    question = {"uid": "h-0", "category": "hard_prompt", "prompt": "Sort these digits: 3 1 2"}
+    good = {"model": "sft", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": {"answer": "1 2 3"}}]}
+    bad = {"model": "base", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": {"answer": "3 2 1"}}]}
+    games = ah.render_games(question, good, bad, key="g")
+    verdicts = [ah.parse_verdict(ask(server, g.messages)[1]["choices"][0]["message"]["content"]) for g in games]
+    # game 1 shows the baseline (wrong) as A, game 2 the model (right) as A: the right answer wins both orders
+    assert verdicts[0] in ("B>A", "B>>A") and verdicts[1] in ("A>B", "A>>B")
+    mt_question = {"question_id": 1, "category": "math", "turns": ITEMS[2]["turns"], "reference": ITEMS[2]["golds"]}
+    answer = {"question_id": 1, "model_id": "sft", "choices": [{"index": 0, "turns": ["8", "The answer is 99."]}]}
+    scores = []
+    for turn in (1, 2):
+        request = mb.render_single_judge_request(mt_question, answer, turn, key=f"t{turn}")
+        scores.append(mb.parse_rating(ask(server, request.messages)[1]["choices"][0]["message"]["content"]))
+    assert scores[0] > scores[1]  # turn 1 is right ("8"), turn 2 wrong against its own gold ("18")
+
+
+def test_http_judge_calls_are_counted_and_unknown_prompts_refused(server):
+    before = requests.get(server.base_url.replace("/v1", "/stats"), timeout=10).json()
+    judge = HTTPJudge("gpt-4", server.base_url, progress=False, max_requests_per_second=None)
+    request = ae.render_judge_request("What is 2 + 3?", "5", "6", swapped=True, key="k")
+    judge.judge([request, request])
+    stats = requests.get(server.base_url.replace("/v1", "/stats"), timeout=10).json()
+    assert stats["calls"] - before["calls"] == 2 and stats["repeated"] - before["repeated"] == 1
+    status, body = ask(server, [{"role": "user", "content": "Tell me a joke."}])
+    assert status == 400 and "no AlpacaEval, Arena-Hard or MT-Bench judge prompt" in body["error"]["message"]
+    request = ae.render_judge_request("What is 9 + 9?", "18", "17", swapped=False, key="k")
+    status, body = ask(server, request.messages)
+    assert status == 400 and "no gold item" in body["error"]["message"]
