@@ -166,8 +166,11 @@ class FakeOpenAIServer(ChatServer):
                 handler.send_json(200, completion_body(body.get("model", ""), top[0]["token"], first))
                 return
             handler.send_json(200, completion_body(body.get("model", ""), expected_text(body["messages"], self.style)))
-        elif behaviour.kind == "text":
-            handler.send_json(200, completion_body(body.get("model", ""), behaviour.text))
+        elif behaviour.kind == "text":  # asked for logprobs: the text's first word is the one top token
+            first = ([{"token": behaviour.text.split()[0], "logprob": 0.0,
+                       "top_logprobs": [{"token": behaviour.text.split()[0], "logprob": 0.0}]}]
+                     if body.get("logprobs") and behaviour.text.split() else None)
+            handler.send_json(200, completion_body(body.get("model", ""), behaviour.text, first))
         elif behaviour.kind == "redirect":
             handler.send_json(behaviour.status, error_body(behaviour.status, "moved"), {"Location": behaviour.text})
         elif behaviour.kind == "status":

@@ -254,5 +254,5 @@ def test_arena_hard_with_no_parsed_game_stops_naming_the_file(generate_for, eval
                      tmp_path / "judge.log").returncode == 0
     proc = stage("evals.score", score_args("arena_hard", folder, eval_data, config, tmp_path), tmp_path / "score.log")
     assert proc.returncode == 2
-    assert last_line(tmp_path / "score.log") == (f"error: {tmp_path / 'judgments' / 'arena_hard.jsonl'}: no judgment "
-                                                 f"with two parsed games")
+    assert last_line(tmp_path / "score.log").startswith(
+        f"error: {tmp_path / 'judgments' / 'arena_hard.jsonl'}: no judgment with")
