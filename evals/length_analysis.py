@@ -132,7 +132,8 @@ def reward_length_correlation(results: Path, models: pd.DataFrame) -> dict | Non
         gold = {}
         prompts_path = results / "data" / "online_prompts.jsonl"
         if prompts_path.is_file():
-            gold = {row["item_id"]: row.get("gold") for row in read_jsonl(prompts_path, schema="prompt_row")}
+            gold = {row["item_id"]: row.get("gold") for row in read_jsonl(prompts_path, schema="prompt_row")
+                    if "item_id" in row}  # micro world only: hub prompts carry no gold item
         lengths, rewards, correct = [], [], []
         for row in read_jsonl(samples_path):
             for completion, reward in zip(row["completions"], row["rewards"]):

@@ -82,7 +82,7 @@ def apply_chat_template(model, tokenizer, name: str, where: str = "base.chat_tem
     tokenizer.eos_token = spec["eos_token"]
     if tokenizer.pad_token is None:
         tokenizer.pad_token = spec["pad_token"]
-    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.pad_token_id, model.config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = sorted({tokenizer.eos_token_id, eos_before} - {None})
 

@@ -19,7 +19,6 @@ from world.tasks import is_correct
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "config").glob("*.yaml"))
-OVERLAYS = {"config/rehearsal.yaml": "config/rlhf_workflow.yaml"}  # an overlay is dry-run on the config it modifies
 STUDY = "pytest_smoke"
 
 
@@ -63,24 +62,11 @@ def expected_jobs(config: dict) -> dict[str, int]:
 @pytest.mark.parametrize("config", CONFIGS)
 def test_dry_run_plans_every_job_of_the_config(config):
     """Bug guarded: a method, suite or model silently missing from the DAG (the old test only looked for the word
-    "aggregate"). -F: the whole DAG even where an earlier run left results; a dummy key for API judges; an overlay is
-    dry-run (and counted) merged onto the config it modifies."""
-    files = [OVERLAYS[config], config] if config in OVERLAYS else [config]
-    proc = snakemake("-n", "-F", "--configfile", *files, env={"OPENAI_API_KEY": "dummy-key-for-dry-run"})
-    merged: dict = {}
-    for name in files:
-        merged = merge(merged, yaml.safe_load((ROOT / name).read_text()))
+    "aggregate"). -F: the whole DAG even where an earlier run left results; a dummy key for API judges."""
+    proc = snakemake("-n", "-F", "--configfile", config, env={"OPENAI_API_KEY": "dummy-key-for-dry-run"})
+    expected = {rule: n for rule, n in expected_jobs(yaml.safe_load((ROOT / config).read_text())).items() if n}
     counts = job_counts(proc.stdout)
-    expected = {rule: n for rule, n in expected_jobs(merged).items() if n}
     assert {rule: counts.get(rule, 0) for rule in expected} == expected
-
-
-def merge(base: dict, overlay: dict) -> dict:
-    """Snakemake's merge of several --configfile: mappings recursively, anything else replaced."""
-    out = dict(base)
-    for key, value in overlay.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def test_api_judge_key_is_required_before_any_job():

@@ -12,8 +12,9 @@ Each request is recognised by the upstream prompt it carries (evals/templates): 
 and the oracle (evals/judges/oracle.py) answers in that benchmark's format. With ``logprobs``/``top_logprobs`` asked,
 the first token's ``top_logprobs`` carry the oracle's probabilities of ``m`` and ``M`` as OpenAI returns them:
 ``choices[0].logprobs.content[0].top_logprobs = [{token, logprob, bytes}, ...]``. A request it cannot recognise
-gets HTTP 400 naming why. ``GET /stats`` returns the calls counted per benchmark and how many repeated an earlier
-request body (a judge cache working means 0 repeats across reruns of a study).
+gets HTTP 400 naming why. ``GET /stats`` returns the calls, counted per benchmark, and the number of distinct request
+bodies (identical prompts of different models are distinct judgments; a rerun answered from the judge cache adds no
+call).
 
 :class:`ChatServer` is the reusable part (threaded loopback server, call counting, OpenAI bodies); the tests' fake
 server with scripted misbehaviour (tests/evals/fake_openai_server.py) is one too.
@@ -120,7 +121,7 @@ class ChatServer:
     def stats(self) -> dict[str, Any]:
         with self._lock:
             digests = [hashlib.sha256(json.dumps(b, sort_keys=True).encode()).hexdigest() for b in self.bodies]
-            return {"calls": self.calls, "repeated": len(digests) - len(set(digests))}
+            return {"calls": self.calls, "distinct_requests": len(set(digests))}
 
     def handle_chat(self, handler: "_Handler", body: dict[str, Any]) -> None:
         status, payload = self.complete(body)

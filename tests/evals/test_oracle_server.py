@@ -78,7 +78,7 @@ def test_http_judge_calls_are_counted_and_unknown_prompts_refused(server):
     request = ae.render_judge_request("What is 2 + 3?", "5", "6", swapped=True, key="k")
     judge.judge([request, request])
     stats = requests.get(server.base_url.replace("/v1", "/stats"), timeout=10).json()
-    assert stats["calls"] - before["calls"] == 2 and stats["repeated"] - before["repeated"] == 1
+    assert stats["calls"] - before["calls"] == 2 and stats["distinct_requests"] - before["distinct_requests"] == 1
     status, body = ask(server, [{"role": "user", "content": "Tell me a joke."}])
     assert status == 400 and "no AlpacaEval, Arena-Hard or MT-Bench judge prompt" in body["error"]["message"]
     request = ae.render_judge_request("What is 9 + 9?", "18", "17", swapped=False, key="k")
