@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from evals.registry import AnswerRounds, ChatSuite, HarnessSuite, Suite, get_suite
 from evals.suites import parse_data_args
 from pipeline.cli import entry_point
+from pipeline.provenance import verify_checkpoint
 from pipeline.io import InputError
 from pipeline.logs import get_logger
 
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     from evals.backends import make_backend
 
     started = time.perf_counter()
+    verify_checkpoint(args.model_dir)  # never evaluate weights that differ from the hash the tables will name
     backend = make_backend(args.model_dir, {**json.loads(args.generation_json), "seed": args.seed})
     log.info("loaded %s in %.1f s", args.model_dir, time.perf_counter() - started)
     generate_all(backend, suites, evals, data, args.model, args.seed, args.out_dir)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
+from pipeline.io import InputError
 from pipeline.logs import get_logger
 from pipeline.cli import entry_point
 
@@ -72,6 +74,7 @@ class RewardScorer:
         from methods.common import job_device
 
         self.torch = torch
+        self.path = path
         self.device = device or job_device()   # each rank scores on its own device (LOCAL_RANK)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "right"
@@ -90,6 +93,10 @@ class RewardScorer:
                                    add_special_tokens=False).to(self.device)
             with self.torch.no_grad():
                 rewards += self.model(**batch).logits[:, 0].float().tolist()
+        bad = next((i for i, r in enumerate(rewards) if not math.isfinite(r)), None)
+        if bad is not None:  # a NaN would silently drop or keep an iterative pair, or poison PPO's advantages
+            raise InputError(f"reward model {self.path}: reward {rewards[bad]} for completion {bad} "
+                             f"({completions[bad][:40]!r}); expected a finite number (corrupt or diverged model?)")
         return rewards
 
 

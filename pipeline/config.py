@@ -125,12 +125,11 @@ def load_config_file(path: str | Path) -> dict:
 
 
 def check_api_keys(config: dict, environ: Mapping[str, str] = os.environ) -> None:
-    """Every API-key variable the HTTP judges read is set and not empty (Snakemake's ``envvars:`` checks only that
-    it is set)."""
+    """No API-key variable the HTTP judges read is set but empty (an unset one is reported by Snakemake's
+    ``envvars:``, which checks only that it is set)."""
     for name in api_key_variables(config):
-        if not environ.get(name, "").strip():
-            raise ConfigError(f"environment variable {name} (judges' api_key_env) is "
-                              f"{'empty' if name in environ else 'not set'}; expected the API key")
+        if name in environ and not environ[name].strip():
+            raise ConfigError(f"environment variable {name} (judges' api_key_env) is empty; expected the API key")
 
 
 def models(config: dict) -> list[str]:

@@ -19,10 +19,16 @@ class InputError(ValueError):
     """Bad input: the message names the file (and row or key) and what was expected."""
 
 
-def _umask() -> int:
+class StageError(RuntimeError):
+    """A stage that cannot finish for a reason outside its input (e.g. a judge endpoint that keeps failing): the
+    message says what failed and what to do, in one line."""
+
+
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 minus the process umask."""
     mask = os.umask(0o022)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def write_text(path: Path, text: str) -> None:
@@ -31,7 +37,7 @@ def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -152,9 +158,40 @@ def _validator(schema: str):
 
 
 def validate(obj: Any, schema: str, where: str) -> None:
-    """Validate against ``workflow/schemas/<schema>.schema.yaml``; raise InputError naming ``where`` and the field."""
+    """Validate against ``workflow/schemas/<schema>.schema.yaml``, then the checks a JSON schema cannot express
+    (``CHECKS``); raise InputError naming ``where`` and the field."""
     validator = _validator(schema)
     error = next(iter(sorted(validator.iter_errors(obj), key=lambda e: list(e.path))), None)
     if error is not None:
         field = "/".join(map(str, error.path)) or "(top level)"
         raise InputError(f"{where}: field {field!r}: {error.message} (schema {schema})")
+    problem = CHECKS[schema](obj) if schema in CHECKS else None
+    if problem is not None:
+        field, message = problem
+        raise InputError(f"{where}: field {field!r}: {message} (schema {schema})")
+
+
+def _check_preference_row(row: dict) -> tuple[str, str] | None:
+    """A pair teaches nothing when both answers are the same, or when the prompt or the preferred answer is empty (an
+    empty rejected answer is a legitimate bad answer)."""
+    if row["chosen"] == row["rejected"]:
+        return "rejected", "equal to 'chosen'; expected two different answers"
+    for field in ("prompt", "chosen"):
+        for i, message in enumerate(row[field]):
+            if not message["content"].strip():
+                return f"{field}/{i}/content", "empty; expected text"
+    return None
+
+
+def _check_unique_instructions(rows: list) -> tuple[str, str] | None:
+    """One output per instruction: a second one would silently replace the first where outputs are matched up."""
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        if row["instruction"] in seen:
+            return (f"{i}/instruction", f"{row['instruction'][:60]!r} repeats item {seen[row['instruction']]}; "
+                                        f"expected each instruction once")
+        seen[row["instruction"]] = i
+    return None
+
+
+CHECKS = {"preference_row": _check_preference_row, "alpaca_eval_outputs": _check_unique_instructions}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import InputError, read_json, write_json
+from pipeline.io import InputError, file_mode, read_json, write_json
 
 LIBRARIES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "lm_eval", "vllm")
 PROVENANCE = "provenance.json"
@@ -95,6 +96,8 @@ def write_provenance(folder: str | Path, *, stage: str, config_block: Any, paren
                      seed: int, wall_time_s: float, tokens_seen: int, compute: dict, extra: dict | None = None) -> dict:
     """Hash the finished checkpoint and record where it came from; parents are other checkpoint folders."""
     remove_temporary_files(folder)
+    for path in checkpoint_files(folder):  # safetensors creates model.safetensors 0600 whatever the umask
+        os.chmod(path, file_mode())
     record = {
         "stage": stage,
         "checkpoint_hash": checkpoint_hash(folder),

@@ -4,8 +4,10 @@
 call and sends the rest concurrently from a thread pool. Every HTTP attempt (retries included) first takes a
 slot from one rate limiter shared by all threads. 429, 408, 5xx, connection errors, timeouts and malformed
 response bodies are retried with exponential backoff plus jitter, or after ``Retry-After`` seconds when the
-server sends it; any other 4xx raises :class:`JudgeHTTPError` at once. The API key is read from the environment
-once, sent only in the ``Authorization`` header, and never logged, cached or put in an error message.
+server sends it; any other 4xx raises :class:`JudgeHTTPError` at once. Retries of one request stop when their waits
+would pass ``max_retry_time_s`` in total. The API key is read from the environment once, sent only in the
+``Authorization`` header, only over https (or to loopback), never across a redirect, and never logged, cached or
+put in an error message: every exception that leaves this module has the key redacted.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ import requests
 import requests.auth
 from tqdm import tqdm
 
-from pipeline.config import is_loopback_url
+from urllib.parse import urlparse
+
+from pipeline.config import DEFAULT_API_KEY_ENV, OPENAI_HOST, is_loopback_url
+from pipeline.io import StageError
 from evals.judges.base import JudgeRequest, JudgeResponse, prompt_hash, request_sampling
 from evals.judges.cache import JudgeCache
 
@@ -42,11 +47,23 @@ REDACTED = "***"
 _RESERVED_SAMPLING_KEYS = frozenset({"model", "messages"})
 
 
-class MissingAPIKeyError(RuntimeError):
-    """The API key environment variable is unset for a non-loopback endpoint."""
+class JudgeError(StageError):
+    """A judge failure: one line, with the API key redacted."""
 
 
-class JudgeHTTPError(RuntimeError):
+class MissingAPIKeyError(JudgeError):
+    """The API key environment variable is unset, empty or unusable for a non-loopback endpoint."""
+
+
+class InsecureEndpointError(JudgeError):
+    """A key would go to a plain-http non-loopback endpoint, or a custom endpoint would get the default key."""
+
+
+class JudgeRequestError(JudgeError):
+    """A request could not even be sent (e.g. ``requests`` refused a header): the cause, redacted."""
+
+
+class JudgeHTTPError(JudgeError):
     """A non-retryable HTTP error (4xx other than 408/429)."""
 
     def __init__(self, key: str, status: int, body: str) -> None:
@@ -56,11 +73,11 @@ class JudgeHTTPError(RuntimeError):
         self.body = body
 
 
-class JudgeRetriesExhaustedError(RuntimeError):
-    """A request still failed after ``max_retries`` retries."""
+class JudgeRetriesExhaustedError(JudgeError):
+    """A request still failed after ``max_retries`` retries, or its retry time budget ran out."""
 
-    def __init__(self, key: str, attempts: int, last_error: str) -> None:
-        super().__init__(f"judge request {key!r} failed after {attempts} attempts; last error: {last_error}")
+    def __init__(self, key: str, attempts: int, last_error: str, why: str = "") -> None:
+        super().__init__(f"judge request {key!r} failed after {attempts} attempts{why}; last error: {last_error}")
         self.key = key
         self.attempts = attempts
         self.last_error = last_error
@@ -150,7 +167,7 @@ class HTTPJudge:
         judge_id: str,
         base_url: str,
         *,
-        api_key_env: str = "OPENAI_API_KEY",
+        api_key_env: str | None = None,
         sampling: dict[str, Any] | None = None,
         concurrency: int = 8,
         max_requests_per_second: float | None = 5.0,
@@ -159,6 +176,7 @@ class HTTPJudge:
         backoff_base_s: float = 1.0,
         backoff_max_s: float = 60.0,
         retry_after_max_s: float = 300.0,
+        max_retry_time_s: float = 900.0,
         cache: JudgeCache | None = None,
         progress: bool = True,
         rng: random.Random | None = None,
@@ -166,21 +184,25 @@ class HTTPJudge:
         """``judge_id`` is the model name sent as ``model``; ``sampling`` is merged into every request body.
 
         ``max_retries`` counts retries after the first attempt. ``Retry-After`` waits are capped at
-        ``retry_after_max_s``. ``rng`` drives backoff jitter (seed it for reproducible waits).
+        ``retry_after_max_s``, and all waits of one request at ``max_retry_time_s``. ``rng`` drives backoff jitter
+        (seed it for reproducible waits). ``api_key_env`` may be omitted only for api.openai.com and loopback.
         """
         self.judge_id = judge_id
         self.base_url = base_url.rstrip("/")
         self.endpoint = f"{self.base_url}/chat/completions"
         self.sampling = dict(DEFAULT_SAMPLING if sampling is None else sampling)
         self._check_config(concurrency, max_retries, timeout_s, backoff_base_s, backoff_max_s)
-        self.api_key_env = api_key_env
-        self._auth = _BearerAuth(self._read_api_key(api_key_env, self.base_url))
+        self.api_key_env = self._check_endpoint(self.base_url, api_key_env)
+        self._auth = _BearerAuth(self._read_api_key(self.api_key_env, self.base_url))
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.timeout_s = timeout_s
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.retry_after_max_s = retry_after_max_s
+        if max_retry_time_s <= 0:
+            raise ValueError(f"max_retry_time_s must be > 0, got {max_retry_time_s}")
+        self.max_retry_time_s = max_retry_time_s
         self.cache = cache
         self.progress = progress
         self._rate_limiter = RateLimiter(max_requests_per_second)
@@ -209,16 +231,34 @@ class HTTPJudge:
             raise ValueError(f"need 0 <= backoff_base_s <= backoff_max_s, got {backoff_base_s}, {backoff_max_s}")
 
     @staticmethod
+    def _check_endpoint(base_url: str, api_key_env: str | None) -> str:
+        """The key variable to read; refuses plain http off loopback and a custom endpoint without its own variable
+        (the OpenAI key must never be sent to another host)."""
+        loopback = is_loopback_url(base_url)
+        if urlparse(base_url).scheme != "https" and not loopback:
+            raise InsecureEndpointError(f"judge endpoint {base_url} is plain http and not loopback; expected https "
+                                        f"(the API key would travel in clear text)")
+        if api_key_env is None:
+            if not loopback and urlparse(base_url).hostname != OPENAI_HOST:
+                raise InsecureEndpointError(f"judge endpoint {base_url}: name the environment variable holding its "
+                                            f"key (api_key_env); only {OPENAI_HOST} defaults to {DEFAULT_API_KEY_ENV}")
+            return DEFAULT_API_KEY_ENV
+        return api_key_env
+
+    @staticmethod
     def _read_api_key(api_key_env: str, base_url: str) -> str:
-        """The key from ``api_key_env``; a dummy one for loopback endpoints, otherwise a clear error."""
+        """The key from ``api_key_env``; a dummy one for loopback endpoints, otherwise a clear error (never the key)."""
         key = os.environ.get(api_key_env, "")
-        if key:
-            return key
-        if is_loopback_url(base_url):
-            return LOOPBACK_DUMMY_KEY
-        raise MissingAPIKeyError(
-            f"environment variable {api_key_env} is not set; it must hold the API key for {base_url}"
-        )
+        if not key.strip():
+            if is_loopback_url(base_url):
+                return LOOPBACK_DUMMY_KEY
+            state = "empty" if api_key_env in os.environ else "not set"
+            raise MissingAPIKeyError(f"environment variable {api_key_env} is {state}; it must hold the API key for "
+                                     f"{base_url}")
+        if not all(" " < ch < "\x7f" for ch in key):  # CR/LF/space/non-ASCII: http.client would echo it in a ValueError
+            raise MissingAPIKeyError(f"environment variable {api_key_env} holds a character not allowed in an HTTP "
+                                     f"header (a stray newline, space or non-ASCII character?); expected the bare key")
+        return key
 
     # -- public API ----------------------------------------------------------------------------------
 
@@ -228,7 +268,12 @@ class HTTPJudge:
         hashes = [prompt_hash(self.judge_id, r.messages, request_sampling(self.sampling, r)) for r in requests]
         with tqdm(total=len(requests), desc=f"judge {self.judge_id}", disable=not self.progress) as bar:
             misses = self._fill_cache_hits(requests, hashes, results, bar)
-            self._fetch_misses(requests, hashes, misses, results, bar)
+            try:
+                self._fetch_misses(requests, hashes, misses, results, bar)
+            except JudgeError:
+                raise
+            except Exception as exc:  # anything unforeseen: its text may hold the key (e.g. a header echo)
+                raise JudgeRequestError(self._redact(f"{type(exc).__name__}: {exc}")) from None
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
 
@@ -290,6 +335,7 @@ class HTTPJudge:
         attempt)``."""
         attempts = self.max_retries + 1
         last_error = ""
+        waited = 0.0
         for attempt in range(attempts):
             batch.check_aborted(request.key)
             self._rate_limiter.acquire()
@@ -298,7 +344,14 @@ class HTTPJudge:
             except _RetryableError as exc:
                 last_error = self._redact(str(exc))
                 if attempt + 1 < attempts:
-                    batch.abort.wait(self._retry_delay(request.key, attempt, last_error, exc.retry_after_s))
+                    delay = self._retry_delay(request.key, attempt, last_error, exc.retry_after_s)
+                    if waited + delay > self.max_retry_time_s:
+                        raise JudgeRetriesExhaustedError(
+                            request.key, attempt + 1, last_error,
+                            f" (the next wait, {delay:.0f} s, would pass max_retry_time_s = {self.max_retry_time_s:g} s"
+                            f" of retry waits)") from None
+                    waited += delay
+                    batch.abort.wait(delay)
         raise JudgeRetriesExhaustedError(request.key, attempts, last_error)
 
     def _retry_delay(self, key: str, attempt: int, reason: str, retry_after_s: float | None) -> float:
@@ -327,11 +380,16 @@ class HTTPJudge:
         body = {"model": self.judge_id, "messages": request.messages, **sampling}
         start = time.monotonic()
         try:
-            response = session.post(self.endpoint, json=body, auth=self._auth, timeout=self.timeout_s)
+            # No redirects: the key goes to the configured endpoint only.
+            response = session.post(self.endpoint, json=body, auth=self._auth, timeout=self.timeout_s,
+                                    allow_redirects=False)
         except requests.Timeout as exc:
             raise _RetryableError(f"timeout after {self.timeout_s}s ({type(exc).__name__})") from None
         except requests.ConnectionError as exc:
             raise _RetryableError(f"connection error ({type(exc).__name__}: {exc})") from None
+        except Exception as exc:  # e.g. http.client's ValueError quoting the Authorization header
+            raise JudgeRequestError(f"judge request {request.key!r} could not be sent: "
+                                    + self._redact(f"{type(exc).__name__}: {exc}")) from None
         latency_s = time.monotonic() - start
         self._check_status(request.key, response)
         return self._parse_body(response, bool(sampling.get("logprobs"))), latency_s
@@ -339,6 +397,9 @@ class HTTPJudge:
     def _check_status(self, key: str, response: requests.Response) -> None:
         """Return on 2xx; raise ``_RetryableError`` on 408/429/5xx, ``JudgeHTTPError`` on other 4xx."""
         status = response.status_code
+        if 300 <= status < CLIENT_ERROR_MIN:
+            raise JudgeHTTPError(key, status, f"redirect to {response.headers.get('Location')!r} not followed (the "
+                                              f"API key goes to the configured endpoint only); fix base_url")
         if status < CLIENT_ERROR_MIN:
             return
         body = self._redact(response.text[:ERROR_BODY_MAX_CHARS])
@@ -358,8 +419,11 @@ class HTTPJudge:
             raise _RetryableError(f"malformed response ({exc}): {snippet!r}") from None
 
     def _redact(self, text: str) -> str:
-        """Remove the API key from text that may end up in logs or exceptions (e.g. an echoing proxy)."""
-        return text.replace(self._auth.api_key, REDACTED)
+        """Remove the API key (and its repr-escaped form) from text that may end up in logs or exceptions."""
+        key = self._auth.api_key
+        for form in {key, repr(key)[1:-1], key.encode("unicode_escape").decode()}:
+            text = text.replace(form, REDACTED)
+        return text
 
 
 class _BearerAuth(requests.auth.AuthBase):

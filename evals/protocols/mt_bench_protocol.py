@@ -165,7 +165,10 @@ def parse_rating(text: str) -> float:
     match = re.search(ONE_SCORE_PATTERN, text) or re.search(ONE_SCORE_PATTERN_BACKUP, text)
     if not match:
         return float(UNPARSABLE_SCORE)
-    return float(ast.literal_eval(match.groups()[0]))
+    try:  # upstream crashes on e.g. "[[07]]" (a leading zero is a SyntaxError for literal_eval): unparsable here
+        return float(ast.literal_eval(match.groups()[0]))
+    except (SyntaxError, ValueError):
+        return float(UNPARSABLE_SCORE)
 
 
 def judgment_record(

@@ -44,7 +44,8 @@ class Behaviour:
     ``kind``: "ok", "status" (reply ``status`` with an OpenAI-style error body, plus ``Retry-After`` if set),
     "stall" (say nothing for ``stall_s``), "malformed_json", "missing_choices", "null_content".
     ``delay_s`` delays an "ok" answer (to make requests overlap). ``echo_auth`` puts the Authorization
-    header into an error body (to test that clients redact it).
+    header into an error body (to test that clients redact it). "text" answers ``text`` verbatim; "redirect"
+    answers 307 to ``text`` (a Location).
     """
 
     kind: str = "ok"
@@ -53,6 +54,7 @@ class Behaviour:
     stall_s: float = DEFAULT_STALL_S
     delay_s: float = 0.0
     echo_auth: bool = False
+    text: str = ""
 
 
 def ok(delay_s: float = 0.0) -> Behaviour:
@@ -93,6 +95,16 @@ def missing_choices() -> Behaviour:
 def null_content() -> Behaviour:
     """HTTP 200 chat completion whose message content is null."""
     return Behaviour("null_content")
+
+
+def answer(text: str) -> Behaviour:
+    """A normal completion whose content is ``text`` (e.g. a verdict no parser reads)."""
+    return Behaviour("text", text=text)
+
+
+def redirect(location: str) -> Behaviour:
+    """HTTP 307 to ``location`` (a client must not carry the key there)."""
+    return Behaviour("redirect", status=307, text=location)
 
 
 def expected_top_logprobs(messages: list[dict[str, str]]) -> list[dict[str, Any]]:
@@ -154,6 +166,13 @@ class FakeOpenAIServer(ChatServer):
                 handler.send_json(200, completion_body(body.get("model", ""), top[0]["token"], first))
                 return
             handler.send_json(200, completion_body(body.get("model", ""), expected_text(body["messages"], self.style)))
+        elif behaviour.kind == "text":  # asked for logprobs: the text's first word is the one top token
+            first = ([{"token": behaviour.text.split()[0], "logprob": 0.0,
+                       "top_logprobs": [{"token": behaviour.text.split()[0], "logprob": 0.0}]}]
+                     if body.get("logprobs") and behaviour.text.split() else None)
+            handler.send_json(200, completion_body(body.get("model", ""), behaviour.text, first))
+        elif behaviour.kind == "redirect":
+            handler.send_json(behaviour.status, error_body(behaviour.status, "moved"), {"Location": behaviour.text})
         elif behaviour.kind == "status":
             message = f"scripted HTTP {behaviour.status}"
             if behaviour.echo_auth:

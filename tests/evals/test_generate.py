@@ -28,6 +28,11 @@ def tiny_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
     LlamaForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)
+    from pipeline.provenance import write_provenance
+
+    write_provenance(folder, stage="base", config_block={}, parents={}, seed=0, wall_time_s=0.0, tokens_seen=0,
+                     compute={"device": "cpu", "world_size": 1, "effective_batch_size": 1,
+                              "per_device_train_batch_size": 1, "gradient_accumulation_steps": 1, "device_hours": 0.0})
     return folder
 
 
@@ -60,3 +65,24 @@ def test_one_process_answers_every_suite_and_runs_lm_eval(tiny_model, eval_data,
     assert all(t["n"] == 3 for t in summary["tasks"].values())
     assert (out / "academic" / "lm_eval_results.json").is_file()
     assert len(loads) == 1  # lm-eval got the model the generation backend had loaded
+
+
+def test_corrupt_checkpoint_is_not_evaluated(tiny_model, eval_data, config, tmp_path):
+    """Bug guarded: a model.safetensors changed after training evaluated anyway, so the tables named a checkpoint hash
+    that no longer matched the weights that produced their numbers."""
+    import shutil
+
+    from evals import generate
+    from pipeline.io import InputError
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    weights = bytearray((folder / "model.safetensors").read_bytes())
+    weights[-1] ^= 0xFF  # one flipped byte, same size
+    (folder / "model.safetensors").write_bytes(bytes(weights))
+    with pytest.raises(InputError, match=r"model: checkpoint files hash to \w+, but provenance\.json records"):
+        generate.main(["--model-dir", str(folder), "--model", "tiny", "--suites", "mt_bench",
+                       "--data", f"mt_bench_questions={eval_data['mt_bench_questions']}",
+                       "--generation-json", json.dumps(config["generation"]),
+                       "--evals-json", json.dumps(config["evals"]), "--out-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

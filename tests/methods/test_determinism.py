@@ -122,3 +122,44 @@ def test_corrupt_safetensors_is_caught_by_its_provenance_hash(world, sft, tmp_pa
     with pytest.raises(InputError, match="corrupt or partial"):
         run("dpo", block({"learning_rate": 5e-3, "beta": 0.1, "max_steps": 1}, module="dpo"), seed=0, policy=folder,
             reference=folder, data={"prefs": world["prefs"]}, reward_model=None, out_dir=tmp_path / "dpo")
+
+
+def test_checkpoint_files_honour_the_umask(sft):
+    """Bug guarded: model.safetensors written 0600 by safetensors whatever the umask (unreadable to the group on a
+    shared cluster); write_provenance gives every checkpoint file the mode open() would."""
+    import stat
+
+    from pipeline.io import file_mode
+    from pipeline.provenance import checkpoint_files
+
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in checkpoint_files(sft)}
+    assert "model.safetensors" in modes and set(modes.values()) == {file_mode()}, modes
+
+
+def test_iterative_dpo_rerun_gives_the_same_checkpoint(world, sft, reward_model, tmp_path):
+    """Bug guarded: unseeded sampling or a nondeterministic reward model making iterative DPO's pairs, and with them
+    its policy, differ between two runs of one config."""
+    from methods.iterative_dpo import finalize_stage, iteration_stage
+
+    config = block({"learning_rate": 5e-3, "beta": 0.1, "max_steps": 2}, module="iterative_dpo", iterations=2,
+                   samples_per_prompt=4, length_penalty=0.0,
+                   sampling={"temperature": 1.0, "max_new_tokens": 12, "batch_size": 64})
+
+    def train(out):
+        policy = sft
+        for t in (1, 2):
+            iteration_stage("iterative_dpo", config, seed=0, iteration=t, policy=policy, reference=sft,
+                            reward_model=reward_model, prompts=world["online_prompts"],
+                            samples_dir=work(out) / f"iter{t}", out_dir=out / f"iter{t}")
+            policy = out / f"iter{t}"
+        return finalize_stage("iterative_dpo", config, seed=0, sft=sft, reward_model=reward_model,
+                              iterations_root=work(out), out_dir=out)
+
+    def work(out):  # samples, pairs and stats live outside the checkpoint, as in the DAG (results/iterative/)
+        return out.parent / f"{out.name}_work"
+
+
+    first, second = twice(train, tmp_path)
+    assert first == second
+    assert ((tmp_path / "first_work" / "iter2" / "pairs.jsonl").read_bytes()
+            == (tmp_path / "second_work" / "iter2" / "pairs.jsonl").read_bytes())

@@ -79,15 +79,6 @@ def test_entry_point_reports_missing_file_in_one_line(tmp_path):
     assert proc.stderr.strip() == f"error: {missing}: file not found"
 
 
-def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
-    path = tmp_path / "out.jsonl"
-    write_jsonl(path, [{"a": 1}])
-    with pytest.raises(TypeError):
-        write_jsonl(path, [{"a": object()}])
-    assert json.loads(path.read_text()) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
-
-
 def test_wrong_loss_type_fails_at_config_time():
     config = copy.deepcopy(DEFAULT)
     config["methods"]["ipo"]["trainer"]["loss_type"] = "ipp"

@@ -61,5 +61,22 @@ def checkpoint_done(model):
 
 
 def final_targets():
-    return [f"{R}/tables/methods.md", f"{R}/tables/methods.csv", f"{R}/tables/length_analysis.md",
-            checkpoint_done("reward_model")]
+    """Every file of the study, not only the tables. Snakemake rebuilds a missing intermediate file only when a target
+    asks for it: a checkpoint whose provenance.json a killed forced rerun had already removed was otherwise left
+    missing ("Nothing to be done") while the tables still named its hash. Called after every rule file is included."""
+    methods = [*GENERIC_METHODS, *ITERATIVE_METHODS]
+    iteration_files = [f"{R}/models/{m}/iter{t}/provenance.json" for m in ITERATIVE_METHODS for t in iterations(m)]
+    iteration_files += [f"{iterative_work(m, t)}/{name}" for m in ITERATIVE_METHODS for t in iterations(m)
+                        for name in ("samples.jsonl", "pairs.jsonl", "stats.json")]
+    return [
+        *rules.data.output,
+        *[checkpoint_done(m) for m in ["base", "sft", "reward_model", *methods]],
+        *iteration_files,
+        *[generation_file(m, s) for m in MODELS for s in EVAL_SUITES],
+        *[f"{R}/judgments/{m}/{s}.jsonl" for m in MODELS for s in JUDGED],
+        *[f"{R}/scores/{m}/{s}.json" for m in MODELS for s in SUITES],
+        *[f"{R}/scores/{m}/{s}.lm_eval_results.json" for m in MODELS for s in HARNESS],
+        *[f"{R}/scores/leaderboard/{s}.json" for s in LEADERBOARDS],
+        *rules.aggregate.output,
+        *rules.length_analysis.output,
+    ]
