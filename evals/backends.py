@@ -141,6 +141,21 @@ BACKENDS = {"transformers": TransformersBackend, "vllm": VLLMBackend}
 
 
 def make_backend(model_dir: str | Path, generation: dict) -> Backend:
+    """The configured backend for a checkpoint; for an inference-time method's folder (best-of-n), that backend on
+    the policy the rule names, wrapped in the rule's class. The wrapper is named by import path in the folder (as
+    config classes are in the method registry), so evals/ imports no method module: the checkpoint says what runs."""
+    from pipeline.provenance import INFERENCE_RULE
+
+    rule_path = Path(model_dir) / INFERENCE_RULE
+    if rule_path.is_file():
+        import importlib
+
+        from pipeline.io import read_json
+
+        rule = read_json(rule_path)
+        module, _, name = rule["wrapper"].partition(":")
+        wrapper = getattr(importlib.import_module(module), name)
+        return wrapper(make_backend(rule["policy"], generation), rule)
     settings = dict(generation)
     name = settings.pop("backend")
     if name not in BACKENDS:

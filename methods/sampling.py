@@ -46,3 +46,53 @@ def sample_completions(model, tokenizer, conversations: list[list[dict]], n: int
     finally:
         tokenizer.padding_side = padding_side
     return completions, finished, generated
+
+
+# `sampling:` keys of the online methods (iterative DPO, RAFT); temperature and max_new_tokens are required, top_p = 1
+# (no nucleus) and batch_size (throughput only: sequences per generate call) have defaults.
+SAMPLING_REQUIRED = ("temperature", "max_new_tokens")
+SAMPLING_DEFAULTS = {"top_p": 1.0, "batch_size": 64}
+
+
+def check_sampling(block: dict, where: str, module: str) -> None:
+    """The block has iterations, samples_per_prompt and a complete `sampling:` (ValueError naming the key)."""
+    for key in ("iterations", "samples_per_prompt", "sampling"):
+        if key not in block:
+            raise ValueError(f"config key {where}.{key}: required by the {module} module")
+    sampling = block["sampling"]
+    missing = [key for key in SAMPLING_REQUIRED if key not in sampling]
+    unknown = sorted(set(sampling) - set(SAMPLING_REQUIRED) - set(SAMPLING_DEFAULTS))
+    if missing or unknown:
+        raise ValueError(f"config key {where}.sampling: missing {missing}, unknown {unknown}; expected "
+                         f"{list(SAMPLING_REQUIRED)} and optionally {list(SAMPLING_DEFAULTS)}")
+
+
+def sample_and_score(block: dict, *, seed: int, iteration: int, policy, reward_model, prompts) -> tuple[list[dict], dict]:
+    """K = block.samples_per_prompt responses per prompt of `prompts` (a prompt_row JSONL) from `policy`, scored by
+    the reward model: rows {prompt, item_id, completions, rewards, finished}, and the sampling's stats."""
+    from methods.common import load_policy
+    from methods.reward_model import RewardScorer
+    from pipeline.io import InputError, read_jsonl
+
+    rows = read_jsonl(prompts, schema="prompt_row")
+    if not rows:
+        raise InputError(f"{prompts}: no rows")
+    sampling = {**SAMPLING_DEFAULTS, **block.get("sampling", {})}
+    k = int(block["samples_per_prompt"])
+    model, tokenizer = load_policy(policy)
+    completions, finished, generated = sample_completions(
+        model, tokenizer, [r["prompt"] for r in rows], k, max_new_tokens=int(sampling["max_new_tokens"]),
+        temperature=float(sampling["temperature"]), top_p=float(sampling["top_p"]),
+        batch_size=int(sampling["batch_size"]), seed=seed * 1000 + iteration)
+    del model
+    scorer = RewardScorer(reward_model)
+    flat = scorer.score([r["prompt"] for r in rows for _ in range(k)], [c for cs in completions for c in cs])
+    samples = [{**{key: r[key] for key in ("prompt", "item_id") if key in r}, "completions": cs,
+                "rewards": flat[i * k:(i + 1) * k], "finished": fs}
+               for i, (r, cs, fs) in enumerate(zip(rows, completions, finished))]
+    lengths = [len(c) for cs in completions for c in cs]
+    stats = {"iteration": iteration, "policy": str(policy), "prompts": len(rows), "samples_per_prompt": k,
+             "mean_reward": sum(flat) / len(flat), "mean_length_chars": sum(lengths) / len(lengths),
+             "finished_fraction": sum(f for fs in finished for f in fs) / len(lengths),
+             "generated_tokens": generated, "sampling": sampling}
+    return samples, stats

@@ -14,6 +14,10 @@ from pipeline.io import InputError, read_json, write_json
 
 LIBRARIES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "lm_eval", "vllm")
 PROVENANCE = "provenance.json"
+# An inference-time method's folder holds this rule over another checkpoint instead of weights (best-of-n):
+# {method, wrapper: "module:Class", policy, reward_model, settings}; written by methods/train.py, applied by
+# evals/backends.py make_backend.
+INFERENCE_RULE = "inference_rule.json"
 # Trainer scratch inside a checkpoint folder (resume checkpoints, PPO's log): not part of the checkpoint.
 TRAINER_STATE = "trainer_state"
 
