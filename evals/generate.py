@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     generate_all(backend, suites, evals, data, args.model, args.seed, args.out_dir)
     if getattr(backend, "records", None) is not None:   # an inference rule's trace (best-of-n: every candidate)
         from pipeline.io import write_jsonl
+        from pipeline.provenance import INFERENCE_TRACE
 
-        write_jsonl(args.out_dir / backend.record_file, backend.records)
+        write_jsonl(args.out_dir / INFERENCE_TRACE, backend.records)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from typing import Any
 from methods.registry import InferenceRule, TrainContext, register_config_check, register_method
 
 SAMPLING_KEYS = ("temperature", "top_p")
-RECORD_FILE = "best_of_n.jsonl"   # under generations/<model>/: every candidate and its reward, per conversation
 
 
 @register_config_check("best_of_n")
@@ -50,9 +49,8 @@ def build(ctx: TrainContext) -> InferenceRule:
 class BestOfN:
     """A generation backend (evals/backends.py) around another: each conversation is answered n times at the rule's
     temperature/top_p (the suite's max_new_tokens), the reward model scores every candidate, and the best is
-    returned. ``records`` keeps every candidate and reward (evals/generate.py writes them to RECORD_FILE)."""
-
-    record_file = RECORD_FILE
+    returned. ``records`` keeps every candidate and reward (evals/generate.py writes them beside the generations,
+    pipeline.provenance.INFERENCE_TRACE)."""
 
     def __init__(self, inner, rule: dict[str, Any]):
         from methods.reward_model import RewardScorer
@@ -65,12 +63,12 @@ class BestOfN:
 
     def generate(self, conversations: list[list[dict]], **overrides) -> list[str]:
         settings = {**overrides, **self.sampling}          # the rule's sampling wins; max_new_tokens is the suite's
-        repeated = [c for c in conversations for _ in range(self.n)]
-        candidates = self.inner.generate(repeated, **settings)
-        rewards = self.scorer.score(repeated, candidates)
+        candidates = self.inner.samples(conversations, self.n, **settings)
+        rewards = self.scorer.score([c for c in conversations for _ in range(self.n)],
+                                    [a for answers in candidates for a in answers])
         answers = []
         for i, conversation in enumerate(conversations):
-            cands, scores = candidates[i * self.n:(i + 1) * self.n], rewards[i * self.n:(i + 1) * self.n]
+            cands, scores = candidates[i], rewards[i * self.n:(i + 1) * self.n]
             best = max(range(self.n), key=scores.__getitem__)
             answers.append(cands[best])
             self.records.append({"conversation": conversation, "candidates": cands, "rewards": scores,

@@ -18,6 +18,9 @@ PROVENANCE = "provenance.json"
 # {method, wrapper: "module:Class", policy, reward_model, settings}; written by methods/train.py, applied by
 # evals/backends.py make_backend.
 INFERENCE_RULE = "inference_rule.json"
+# What such a rule did at generation time (best-of-n: every candidate and its reward), per conversation, written by
+# evals/generate.py beside the model's generations; the over-optimisation analysis reads it.
+INFERENCE_TRACE = "inference_trace.jsonl"
 # Trainer scratch inside a checkpoint folder (resume checkpoints, PPO's log): not part of the checkpoint.
 TRAINER_STATE = "trainer_state"
 

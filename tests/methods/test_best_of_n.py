@@ -7,10 +7,9 @@ import json
 
 from evals.backends import make_backend
 from evals.generate import main as generate_main
-from methods.best_of_n import RECORD_FILE
 from methods.train import run
 from pipeline.io import read_json, read_jsonl, validate, write_json
-from pipeline.provenance import INFERENCE_RULE, read_provenance, verify_checkpoint
+from pipeline.provenance import INFERENCE_RULE, INFERENCE_TRACE, read_provenance, verify_checkpoint
 from world.truth import GoldReward
 from tiny_setup import WORLD
 
@@ -60,5 +59,5 @@ def test_generation_files_keep_the_upstream_format(world, sft, reward_model, tmp
     generations = read_json(out / "alpaca_eval.json")
     validate(generations, "alpaca_eval_outputs", str(out / "alpaca_eval.json"))
     assert [g["generator"] for g in generations] == ["best_of_n_2"] * 4
-    trace = read_jsonl(out / RECORD_FILE)
+    trace = read_jsonl(out / INFERENCE_TRACE)
     assert [t["candidates"][t["chosen"]] for t in trace] == [g["output"] for g in generations]
