@@ -61,3 +61,44 @@ def test_generation_files_keep_the_upstream_format(world, sft, reward_model, tmp
     assert [g["generator"] for g in generations] == ["best_of_n_2"] * 4
     trace = read_jsonl(out / INFERENCE_TRACE)
     assert [t["candidates"][t["chosen"]] for t in trace] == [g["output"] for g in generations]
+
+
+def test_a_list_of_n_is_one_model_per_n():
+    """Guards against a sweep that loses a value, keeps the list in a model's block, or silently collides with a
+    configured name."""
+    import pytest
+
+    from pipeline.config import ConfigError, expand_methods, models
+
+    methods = {"dpo": {"module": "dpo"}, "best_of_n": {"module": "best_of_n", "n": [1, 4, 8], "sampling": {}}}
+    expanded = expand_methods(methods)
+    assert list(expanded) == ["dpo", "best_of_n_1", "best_of_n_4", "best_of_n_8"]
+    assert expanded["best_of_n_4"]["n"] == 4 and expanded["dpo"] is methods["dpo"]
+    assert models({"methods": methods}) == ["sft", *expanded]
+    with pytest.raises(ConfigError, match=r"methods\.best_of_n\.n: the sweep's model 'best_of_n_4' is given twice"):
+        expand_methods({**methods, "best_of_n_4": {"module": "best_of_n", "n": 2}})
+
+
+def test_config_errors_name_the_key():
+    """Guards against a best-of-n block that the schema or the module's check lets through: n must be positive and
+    the sampling settings known."""
+    import copy
+
+    import pytest
+    import yaml
+
+    from evals.registry import check_suite_blocks
+    from methods.registry import check_method_blocks
+    from pipeline.config import ConfigError, check_config
+    from tests.study_configs import ROOT
+
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    check_config(config, plugin_checks=[check_method_blocks, check_suite_blocks])
+    bad = copy.deepcopy(config)
+    bad["methods"]["best_of_n"]["n"] = [0, 4]
+    with pytest.raises(ConfigError, match=r"key methods\.best_of_n\.n"):
+        check_config(bad, plugin_checks=[check_method_blocks])
+    bad = copy.deepcopy(config)
+    bad["methods"]["best_of_n"]["sampling"] = {"temperature": 1.0, "top_k": 5}
+    with pytest.raises(ConfigError, match=r"key methods\.best_of_n\.sampling"):
+        check_config(bad, plugin_checks=[check_method_blocks])
