@@ -22,6 +22,8 @@ SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_p")
 class Backend(Protocol):
     def generate(self, conversations: list[list[dict]], **overrides) -> list[str]: ...
 
+    def samples(self, conversations: list[list[dict]], n: int, **overrides) -> list[list[str]]: ...
+
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
                      limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False,
                      **harness: Any) -> dict: ...
@@ -76,6 +78,12 @@ class TransformersBackend:
                 answers[i] = text.strip()
         return answers
 
+    def samples(self, conversations: list[list[dict]], n: int, **overrides) -> list[list[str]]:
+        """n answers per conversation (in order): each conversation repeated n times in one call, so with
+        temperature > 0 every copy is its own draw."""
+        flat = self.generate([c for c in conversations for _ in range(n)], **overrides)
+        return [flat[i * n:(i + 1) * n] for i in range(len(conversations))]
+
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
                      limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False,
                      **harness: Any) -> dict:
@@ -105,14 +113,18 @@ class VLLMBackend:
         self.server = VLLMServer(model_dir, seed=seed, name=Path(model_dir).name, **(vllm or {})).start()
 
     def generate(self, conversations: list[list[dict]], **overrides) -> list[str]:
+        return [texts[0] for texts in self.samples(conversations, 1, **overrides)]
+
+    def samples(self, conversations: list[list[dict]], n: int, **overrides) -> list[list[str]]:
+        """n answers per conversation from one request each (vLLM's `n`: distinct draws under one request seed)."""
         check_overrides(overrides)
         s = {**self.settings, **overrides}
         prompts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
                    for c in conversations]
         texts = self.server.client(self.batch_size).complete(
-            prompts, n=1, temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_new_tokens"],
+            prompts, n=n, temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_new_tokens"],
             seed=self.seed)
-        return [t[0].strip() for t in texts]
+        return [[t.strip() for t in ts] for ts in texts]
 
     def run_academic(self, tasks: list[dict], out_dir: str | Path, *, model_name: str, batch_size: int,
                      limit: int | float | None, random_seed: int, confirm_run_unsafe_code: bool = False,
@@ -141,6 +153,21 @@ BACKENDS = {"transformers": TransformersBackend, "vllm": VLLMBackend}
 
 
 def make_backend(model_dir: str | Path, generation: dict) -> Backend:
+    """The configured backend for a checkpoint; for an inference-time method's folder (best-of-n), that backend on
+    the policy the rule names, wrapped in the rule's class. The wrapper is named by import path in the folder (as
+    config classes are in the method registry), so evals/ imports no method module: the checkpoint says what runs."""
+    from pipeline.provenance import INFERENCE_RULE
+
+    rule_path = Path(model_dir) / INFERENCE_RULE
+    if rule_path.is_file():
+        import importlib
+
+        from pipeline.io import read_json
+
+        rule = read_json(rule_path)
+        module, _, name = rule["wrapper"].partition(":")
+        wrapper = getattr(importlib.import_module(module), name)
+        return wrapper(make_backend(rule["policy"], generation), rule)
     settings = dict(generation)
     name = settings.pop("backend")
     if name not in BACKENDS:

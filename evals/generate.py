@@ -105,6 +105,11 @@ def main(argv: list[str] | None = None) -> None:
     backend = make_backend(args.model_dir, {**json.loads(args.generation_json), "seed": args.seed})
     log.info("loaded %s in %.1f s", args.model_dir, time.perf_counter() - started)
     generate_all(backend, suites, evals, data, args.model, args.seed, args.out_dir)
+    if getattr(backend, "records", None) is not None:   # an inference rule's trace (best-of-n: every candidate)
+        from pipeline.io import write_jsonl
+        from pipeline.provenance import INFERENCE_TRACE
+
+        write_jsonl(args.out_dir / INFERENCE_TRACE, backend.records)
 
 
 if __name__ == "__main__":

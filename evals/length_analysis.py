@@ -1,7 +1,9 @@
 """Length-bias analysis, from files on disk: the RLHF Workflow report's Table 6 (length-penalty ablation), the
 reward model's length correlation (the report's Figure 5 analysis), answer length across iterative DPO's
-iterations, how raw and length-controlled win rates move with length across models, and (micro world) how well
-each ranking agrees with the gold reward. Writes ``table6.{md,csv}``, ``length_analysis.{md,json}`` and plots.
+iterations, how raw and length-controlled win rates move with length across models, (micro world) how well
+each ranking agrees with the gold reward, and (micro world) the over-optimisation curve: the reward model's score
+against the gold reward for best-of-n over n and for iterative DPO / RAFT over rounds (PPO: reward-model score per
+step). Writes ``table6.{md,csv}``, ``length_analysis.{md,json}``, ``overoptimisation.csv`` and plots.
 
     python -m evals.length_analysis --results results/micro --models sft dpo ... --out-dir results/micro/tables
 """
@@ -9,6 +11,7 @@ each ranking agrees with the gold reward. Writes ``table6.{md,csv}``, ``length_a
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +152,74 @@ def reward_length_correlation(results: Path, models: pd.DataFrame) -> dict | Non
     return None
 
 
+ITERATIVE_MODULES = ("iterative_dpo", "raft")
+
+
+def overoptimisation(results: Path, models: pd.DataFrame, gold_reward: dict | None) -> pd.DataFrame:
+    """The reward model's score against the gold reward (Gao et al. 2023's over-optimisation curve), micro world only,
+    one row per point with the files it comes from:
+      - best-of-n over n: the reward model's mean score of the chosen answers of the AlpacaEval conversations
+        (generations/<model>/best_of_n.jsonl, matched to generations/<model>/alpaca_eval.json) and the gold reward
+        of the same answers (scores/<model>/alpaca_eval.json);
+      - iterative DPO / RAFT over rounds: round t's samples (drawn from the policy after t - 1 rounds;
+        iterative/<model>/iter<t>/samples.jsonl), their mean reward-model score and mean gold reward (the online
+        prompts' gold answers, data/online_prompts.jsonl);
+      - PPO over rollout steps: the reward model's mean score per step from its training log (provenance.json
+        metrics.train_log); the log records no gold reward, so gold is empty there."""
+    if gold_reward is None:
+        return pd.DataFrame()
+    from world.truth import GoldReward
+
+    gold = GoldReward(**gold_reward)
+    prompts_path = results / "data" / "online_prompts.jsonl"
+    answers = ({r["item_id"]: r.get("gold") for r in read_jsonl(prompts_path, schema="prompt_row")}
+               if prompts_path.is_file() else {})
+    rows = []
+    for model, module in zip(models["model"], models["module"]):
+        if module == "best_of_n":
+            rows += _best_of_n_point(results, model)
+        elif module in ITERATIVE_MODULES:
+            for path in sorted((results / "iterative" / model).glob("iter*/samples.jsonl"),
+                               key=lambda p: int(p.parent.name.removeprefix("iter"))):
+                samples = read_jsonl(path)
+                pairs = [(c, answers.get(r.get("item_id"))) for r in samples for c in r["completions"]]
+                golds = [gold(c, g) for c, g in pairs if g is not None]
+                rewards = [x for r in samples for x in r["rewards"]]
+                rows.append({"model": model, "module": module, "axis": "round",
+                             "step": int(path.parent.name.removeprefix("iter")) - 1,
+                             "rm_score": float(np.mean(rewards)),
+                             "gold_reward": float(np.mean(golds)) if len(golds) == len(pairs) else None,
+                             "n_answers": len(rewards), "source": f"{path.relative_to(results)} + {prompts_path.name}"})
+        elif module == "ppo":
+            log_rows = read_provenance(results / "models" / model).get("metrics", {}).get("train_log", [])
+            for step, entry in enumerate(log_rows, start=1):
+                if "reward" in entry:
+                    rows.append({"model": model, "module": module, "axis": "rollout step", "step": step,
+                                 "rm_score": float(entry["reward"]), "gold_reward": None, "n_answers": None,
+                                 "source": f"models/{model}/provenance.json metrics.train_log[{step - 1}]"})
+    return pd.DataFrame(rows)
+
+
+def _best_of_n_point(results: Path, model: str) -> list[dict]:
+    from pipeline.provenance import INFERENCE_TRACE
+
+    trace_path = results / "generations" / model / INFERENCE_TRACE
+    score_path = results / "scores" / model / "alpaca_eval.json"
+    if not trace_path.is_file() or not score_path.is_file():
+        return []
+    outputs = {(g["instruction"], g["output"]) for g in read_json(results / "generations" / model / "alpaca_eval.json")}
+    chosen = [t["rewards"][t["chosen"]] for t in read_jsonl(trace_path)
+              if len(t["conversation"]) == 1 and (t["conversation"][0]["content"], t["candidates"][t["chosen"]]) in outputs]
+    gold = read_json(score_path, schema="score")["metrics"].get("gold_reward", {}).get("value")
+    if not chosen:
+        return []
+    return [{"model": model, "module": "best_of_n", "axis": "n",
+             "step": int(read_provenance(results / "models" / model)["inference_rule"]["n"]),
+             "rm_score": float(np.mean(chosen)), "gold_reward": gold, "n_answers": len(chosen),
+             "source": f"generations/{model}/{INFERENCE_TRACE} + generations/{model}/alpaca_eval.json + "
+                       f"scores/{model}/alpaca_eval.json"}]
+
+
 def kendall_tau(a: pd.Series, b: pd.Series) -> float:
     from scipy.stats import kendalltau
 
@@ -205,7 +276,29 @@ def plot(models: pd.DataFrame, iterations: pd.DataFrame, out_dir: Path) -> list[
     return written
 
 
-def report(summary: dict, t6: pd.DataFrame, iterations: pd.DataFrame) -> str:
+def plot_overoptimisation(points: pd.DataFrame, out_dir: Path) -> Path | None:
+    """Gold reward against the reward model's score: one line per model over n (best-of-n, all its models as one
+    line) or over rounds; the points are the rows of overoptimisation.csv that have both numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    both = points.dropna(subset=["rm_score", "gold_reward"]) if not points.empty else points
+    if both.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    lines = both.assign(line=both["model"].where(both["module"] != "best_of_n", "best-of-n"))
+    for line, group in lines.groupby("line"):
+        group = group.sort_values("step")
+        ax.plot(group["rm_score"], group["gold_reward"], marker="o", label=line)
+        for _, row in group.iterrows():
+            ax.annotate(f"{row['axis'][0]}={row['step']}", (row["rm_score"], row["gold_reward"]), fontsize=7)
+    return _save(fig, ax, "reward model score (mean)", "gold reward (mean)",
+                 "Over-optimisation: gold vs reward-model score", out_dir / "overoptimisation.png")
+
+
+def report(summary: dict, t6: pd.DataFrame, iterations: pd.DataFrame, points: pd.DataFrame | None = None) -> str:
     lines = ["# Length-bias analysis", "",
              "## Table 6: length penalty (r - λ·len) ablation, shape of the RLHF Workflow report's Table 6", "",
              t6.to_markdown(index=False, floatfmt=".3g"), ""]
@@ -219,6 +312,12 @@ def report(summary: dict, t6: pd.DataFrame, iterations: pd.DataFrame) -> str:
                   f"{rm['pearson_reward_length']:.3f}"
                   + (f"; r(reward, gold correctness) = {rm['pearson_reward_correct']:.3f}" if "pearson_reward_correct" in rm else "")
                   + ".", ""]
+    if points is not None and not points.empty:
+        lines += ["## Over-optimisation: reward-model score vs gold reward (Gao et al. 2023)", "",
+                  "Best-of-n over n (AlpacaEval answers), iterative methods over rounds (round t's samples come from "
+                  "the policy after t − 1 rounds), PPO over rollout steps (no gold in its log). Every row names its "
+                  "files (under the study folder); the plot is overoptimisation.png.", "",
+                  points.to_markdown(index=False, floatfmt=".3g"), ""]
     am = summary["across_models"]
     if "pearson_win_rate_length" in am:
         lines += ["## Win rate vs length across models", "",
@@ -239,21 +338,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--published", nargs="*", default=[], help="papers whose Table 6 rows join ours")
+    parser.add_argument("--gold-reward-json", help="micro world: the world's gold_reward block (over-optimisation)")
     args = parser.parse_args(argv)
     if not args.results.is_dir():
         raise InputError(f"{args.results}: no such results folder")
     models = pd.DataFrame([model_summary(args.results, m) for m in args.models])
     iterations = iteration_lengths(args.results, models)
     t6 = table6(models, published_table6(args.published))
+    points = overoptimisation(args.results, models,
+                              json.loads(args.gold_reward_json) if args.gold_reward_json else None)
     summary = {"models": models.to_dict(orient="records"), "iterations": iterations.to_dict(orient="records"),
+               "overoptimisation": json.loads(points.to_json(orient="records")),
                "reward_model": reward_length_correlation(args.results, models), "across_models": across_models(models)}
     write_text(args.out_dir / "table6.csv", t6.to_csv(index=False))
     caption = table6_caption(args.results, args.models, args.published)
     write_text(args.out_dir / "table6.md", t6.to_markdown(index=False, floatfmt=".3g") + "\n"
                + (f"\n{caption}\n" if caption else ""))
     write_json(args.out_dir / "length_analysis.json", summary)
-    write_text(args.out_dir / "length_analysis.md", report(summary, t6, iterations))
-    for path in plot(models, iterations, args.out_dir):
+    write_text(args.out_dir / "length_analysis.md", report(summary, t6, iterations, points))
+    write_text(args.out_dir / "overoptimisation.csv", points.to_csv(index=False))
+    for path in [*plot(models, iterations, args.out_dir), plot_overoptimisation(points, args.out_dir)]:
+        if path is None:
+            continue
         log.info("wrote %s", path)
     log.info("wrote %s", args.out_dir / "length_analysis.md")
 

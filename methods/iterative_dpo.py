@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -38,37 +37,29 @@ from pipeline.logs import get_logger
 
 log = get_logger("methods.iterative_dpo")
 
-# `sampling:` keys; temperature and max_new_tokens are required, top_p = 1 (no nucleus) and batch_size (throughput
-# only: sequences per generate call) have defaults; backend: transformers (the policy on each rank's device, the
-# prompts split over the ranks) or vllm (`vllm serve` on all the job's GPUs, pipeline/vllm_server.py; `vllm:` takes
-# the keys of config generation.vllm).
-SAMPLING_REQUIRED = ("temperature", "max_new_tokens")
-SAMPLING_DEFAULTS = {"top_p": 1.0, "batch_size": 64, "backend": "transformers", "vllm": {}}
 SAMPLES, PAIRS, STATS = "samples.jsonl", "pairs.jsonl", "stats.json"
+# per-round numbers the final provenance repeats (iterative DPO's pairs, RAFT's kept answers)
+ROUND_STATS = ("pairs", "kept", "mean_reward", "mean_kept_reward", "mean_length_chars", "generated_tokens")
 
 
 @register_config_check("iterative_dpo")
 def check_block(block: dict, where: str) -> None:
     from methods.dpo import check_loss_type
+    from methods.sampling import check_sampling
 
-    for key in ("iterations", "samples_per_prompt", "sampling"):
-        if key not in block:
-            raise ValueError(f"config key {where}.{key}: required by the iterative_dpo module")
-    sampling = block["sampling"]
-    missing = [key for key in SAMPLING_REQUIRED if key not in sampling]
-    unknown = sorted(set(sampling) - set(SAMPLING_REQUIRED) - set(SAMPLING_DEFAULTS))
-    if missing or unknown:
-        raise ValueError(f"config key {where}.sampling: missing {missing}, unknown {unknown}; expected "
-                         f"{list(SAMPLING_REQUIRED)} and optionally {list(SAMPLING_DEFAULTS)}")
-    from methods.sampling import BACKENDS
-
-    if sampling.get("backend", "transformers") not in BACKENDS:
-        raise ValueError(f"config key {where}.sampling.backend: {sampling['backend']!r} is not one of {list(BACKENDS)}")
+    check_sampling(block, where, "iterative_dpo")
     check_loss_type(block, where)
 
 
 def iteration_dir(root: Path, iteration: int) -> Path:
     return Path(root) / f"iter{iteration}"
+
+
+def selection_scores(row: dict, length_penalty: float, missing_eos_penalty: float = 0.0) -> list[float]:
+    """What ranks a prompt's samples: r - length_penalty * len - missing_eos_penalty * [cut without EOS]."""
+    finished = row.get("finished") or [True] * len(row["completions"])
+    return [r - length_penalty * len(c) - (0.0 if f else missing_eos_penalty)
+            for r, c, f in zip(row["rewards"], row["completions"], finished)]
 
 
 def best_worst_pairs(samples: list[dict], length_penalty: float,
@@ -78,9 +69,7 @@ def best_worst_pairs(samples: list[dict], length_penalty: float,
     and worst tie, or are the same text, give no pair."""
     pairs, ties, identical = [], 0, 0
     for row in samples:
-        finished = row.get("finished") or [True] * len(row["completions"])
-        scores = [r - length_penalty * len(c) - (0.0 if f else missing_eos_penalty)
-                  for r, c, f in zip(row["rewards"], row["completions"], finished)]
+        scores = selection_scores(row, length_penalty, missing_eos_penalty)
         best = max(range(len(scores)), key=scores.__getitem__)
         worst = min(range(len(scores)), key=scores.__getitem__)
         if scores[best] == scores[worst]:
@@ -101,109 +90,38 @@ def best_worst_pairs(samples: list[dict], length_penalty: float,
 
 def sample_stage(method: str, block: dict, *, seed: int, iteration: int, policy: Path, reward_model: Path,
                  prompts: Path, out_dir: Path, exchange: Path | None = None) -> dict:
-    """Sample K responses per prompt from `policy`, score them with the reward model, write samples and pairs.
-
-    Under several processes (methods/launch.py) the prompts are split over the ranks, each sampling and scoring
-    its share on its own device, and rank 0 merges the shares (files in `exchange`) and writes the outputs; with
-    the vllm backend rank 0 alone samples, its server using every GPU of the job."""
-    from methods.common import job_device, ranks
-    from methods.reward_model import RewardScorer
-    from methods.sampling import sample
-    from pipeline.io import InputError, read_json, read_jsonl, write_json, write_jsonl
+    """Sample K responses per prompt from `policy`, score them with the reward model, write samples and pairs
+    (several processes: methods.sampling.sample_and_score splits the prompts; rank 0 writes, the others wait)."""
+    from methods.sampling import rank0_done, sample_and_score, wait_for_rank0
+    from pipeline.io import InputError, read_json, write_json, write_jsonl
 
     started = time.time()
-    rows = read_jsonl(prompts, schema="prompt_row")
-    if not rows:
-        raise InputError(f"{prompts}: no rows")
-    sampling = {**SAMPLING_DEFAULTS, **block.get("sampling", {})}
-    k = int(block["samples_per_prompt"])
-    rank, _, world = ranks()
-    workers = 1 if sampling["backend"] == "vllm" else world
-    share: dict = {"index": [], "completions": [], "finished": [], "rewards": [], "generated": 0}
-    if rank < workers:
-        share["index"] = list(range(rank, len(rows), workers))
-        mine = [rows[i]["prompt"] for i in share["index"]]
-        share["completions"], share["finished"], share["generated"] = sample(
-            policy, mine, k, backend=sampling["backend"], max_new_tokens=int(sampling["max_new_tokens"]),
-            temperature=float(sampling["temperature"]), top_p=float(sampling["top_p"]),
-            batch_size=int(sampling["batch_size"]), seed=seed * 1000 + iteration + 7919 * rank,
-            device=job_device(), vllm=sampling["vllm"])
-        scorer = RewardScorer(reward_model)
-        share["rewards"] = scorer.score([p for p in mine for _ in range(k)],
-                                        [c for cs in share["completions"] for c in cs])
-        del scorer
-        _free_device_memory()
-    if world > 1:
-        if exchange is None:
-            raise ValueError("sample_stage under several processes needs an exchange folder")
-        token = f"{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}-{os.environ.get('MASTER_PORT', '0')}"
-        if rank < workers:
-            write_json(exchange / f"{token}-rank{rank}.json", share)
-        if rank != 0:
-            _wait_for(exchange / f"{token}-done.json")
-            return read_json(out_dir / STATS)
-        shares = [share] + [read_json(_wait_for(exchange / f"{token}-rank{r}.json")) for r in range(1, workers)]
-    else:
-        shares = [share]
-    completions, finished, flat, generated = _merge(shares, len(rows), k)
-    samples = [{**{key: r[key] for key in ("prompt", "item_id") if key in r}, "completions": cs,
-                "rewards": flat[i * k:(i + 1) * k], "finished": fs}
-               for i, (r, cs, fs) in enumerate(zip(rows, completions, finished))]
+    result = sample_and_score(block, seed=seed, iteration=iteration, policy=policy, reward_model=reward_model,
+                              prompts=prompts, exchange=exchange)
+    if result is None:   # another rank: rank 0 writes the files this iteration's training reads
+        wait_for_rank0(exchange)
+        return read_json(out_dir / STATS)
+    samples, sampled = result
     length_penalty = float(block.get("length_penalty", 0.0))
     missing_eos_penalty = float(block.get("missing_eos_penalty", 0.0))
     pairs, dropped = best_worst_pairs(samples, length_penalty, missing_eos_penalty)
     if not pairs:
         raise InputError(f"methods.{method}: iteration {iteration} gave no pairs (every prompt's samples tie); "
                          f"raise sampling.temperature or samples_per_prompt")
-    lengths = [len(c) for cs in completions for c in cs]
     stats = {
-        "iteration": iteration, "policy": str(policy), "prompts": len(rows), "samples_per_prompt": k,
-        "pairs": len(pairs), **dropped, "length_penalty": length_penalty, "missing_eos_penalty": missing_eos_penalty,
-        "mean_reward": sum(flat) / len(flat), "mean_length_chars": sum(lengths) / len(lengths),
-        "finished_fraction": sum(f for fs in finished for f in fs) / len(lengths),
+        **sampled, "pairs": len(pairs), **dropped, "length_penalty": length_penalty,
+        "missing_eos_penalty": missing_eos_penalty,
         "mean_chosen_length_chars": sum(len(p["chosen"][0]["content"]) for p in pairs) / len(pairs),
         "mean_rejected_length_chars": sum(len(p["rejected"][0]["content"]) for p in pairs) / len(pairs),
-        "generated_tokens": generated, "sampling": sampling, "processes": workers,
         "wall_time_s": round(time.time() - started, 3),
     }
     write_jsonl(out_dir / SAMPLES, samples)
     write_jsonl(out_dir / PAIRS, pairs, schema="preference_row")
     write_json(out_dir / STATS, stats)
-    if world > 1:
-        write_json(exchange / f"{token}-done.json", {"stats": str(out_dir / STATS)})
+    rank0_done(exchange)
     log.info("iteration %d: %d prompts x %d samples, %d pairs, mean reward %.3f, mean length %.1f chars",
-             iteration, len(rows), k, len(pairs), stats["mean_reward"], stats["mean_length_chars"])
+             iteration, stats["prompts"], stats["samples_per_prompt"], len(pairs), stats["mean_reward"], stats["mean_length_chars"])
     return stats
-
-
-def _merge(shares: list[dict], n_rows: int, k: int):
-    """The ranks' shares back in prompt order: completions, finished flags, flat rewards, generated tokens."""
-    completions: list = [None] * n_rows
-    finished: list = [None] * n_rows
-    rewards: list = [None] * n_rows
-    for part in shares:
-        for j, i in enumerate(part["index"]):
-            completions[i], finished[i] = part["completions"][j], part["finished"][j]
-            rewards[i] = part["rewards"][j * k:(j + 1) * k]
-    return completions, finished, [r for rs in rewards for r in rs], sum(p["generated"] for p in shares)
-
-
-def _wait_for(path: Path, poll_s: float = 1.0) -> Path:
-    """Wait for another rank's file (written atomically). No timeout: if that rank dies, the launcher (torchrun,
-    accelerate) stops every rank."""
-    while not path.is_file():
-        time.sleep(poll_s)
-    return path
-
-
-def _free_device_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def train_stage(method: str, block: dict, *, seed: int, iteration: int, policy: Path, reference: Path,
@@ -242,7 +160,7 @@ def iteration_stage(method: str, block: dict, *, seed: int, iteration: int, poli
 
 
 def finalize_stage(method: str, block: dict, *, seed: int, sft: Path, reward_model: Path, iterations_root: Path,
-                   out_dir: Path) -> dict:
+                   out_dir: Path, module: str = "iterative_dpo") -> dict:
     """The last iteration's policy becomes models/<method>; provenance sums every iteration's cost."""
     from pipeline.io import read_json
     from pipeline.provenance import read_provenance, write_provenance
@@ -261,9 +179,9 @@ def finalize_stage(method: str, block: dict, *, seed: int, sft: Path, reward_mod
         out_dir, stage=method, config_block=block,
         parents={"policy": sft, "reference": sft, "reward_model": reward_model, "last_iteration": final},
         seed=seed, wall_time_s=wall, tokens_seen=sum(r["tokens_seen"] for r in runs), compute=compute,
-        extra={"module": "iterative_dpo", "iterations": [
+        extra={"module": module, "iterations": [
             {"iteration": i + 1, "checkpoint_hash": r["checkpoint_hash"], "tokens_seen": r["tokens_seen"],
-             **{k: s[k] for k in ("pairs", "mean_reward", "mean_length_chars", "generated_tokens")}}
+             **{k: s[k] for k in ROUND_STATS if k in s}}
             for i, (r, s) in enumerate(zip(runs, stats))]})
 
 
@@ -271,16 +189,22 @@ def finalize_stage(method: str, block: dict, *, seed: int, sft: Path, reward_mod
                  needs_reward_model=True, needs_generation=True, config_class="trl:DPOConfig")
 def train(ctx: TrainContext) -> TrainResult:
     """Every iteration in one process (iteration files under out_dir/iter{t} and out_dir/iterative/iter{t})."""
+    return run_iterations(ctx, iteration_stage)
+
+
+def run_iterations(ctx: TrainContext, iteration_fn) -> TrainResult:
+    """An iterative module's rounds in one process: ``iteration_fn`` (its iteration stage) for t = 1..T, each from
+    the policy the previous one trained; the last policy is the result."""
     from methods.common import load_policy
     from pipeline.provenance import read_provenance
 
     policy, tokens = ctx.policy, 0
     for t in range(1, int(ctx.block["iterations"]) + 1):
-        record = iteration_stage(ctx.method, ctx.block, seed=ctx.seed, iteration=t, policy=policy,
-                                 reference=ctx.reference, reward_model=ctx.reward_model,
-                                 prompts=ctx.data["online_prompts"],
-                                 samples_dir=iteration_dir(ctx.out_dir / "iterative", t),
-                                 out_dir=iteration_dir(ctx.out_dir, t))
+        record = iteration_fn(ctx.method, ctx.block, seed=ctx.seed, iteration=t, policy=policy,
+                              reference=ctx.reference, reward_model=ctx.reward_model,
+                              prompts=ctx.data["online_prompts"],
+                              samples_dir=iteration_dir(ctx.out_dir / "iterative", t),
+                              out_dir=iteration_dir(ctx.out_dir, t))
         policy, tokens = iteration_dir(ctx.out_dir, t), tokens + record["tokens_seen"]
     model, tokenizer = load_policy(policy)
     compute = read_provenance(policy)["compute"]
@@ -290,7 +214,12 @@ def train(ctx: TrainContext) -> TrainResult:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    iterative_main(argv, __doc__, iteration_stage, finalize_stage)
+
+
+def iterative_main(argv: list[str] | None, doc: str, iteration_fn, finalize_fn) -> None:
+    """The `iteration` / `finalize` command line of an iterative module (workflow/rules/iterative.smk)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["iteration", "finalize"])
     parser.add_argument("--method", required=True, help="the method's config name")
     parser.add_argument("--block-json", required=True, help="the method's config block as JSON")
@@ -299,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--policy", type=Path, help="the policy this iteration starts from (iteration)")
     parser.add_argument("--reference", type=Path, help="the fixed reference: the SFT checkpoint (iteration)")
     parser.add_argument("--prompts", type=Path, help="online_prompts.jsonl (iteration)")
-    parser.add_argument("--samples-dir", type=Path, help="where this iteration's samples and pairs go (iteration)")
+    parser.add_argument("--samples-dir", type=Path, help="where this iteration's samples and training data go (iteration)")
     parser.add_argument("--sft", type=Path, help="the SFT checkpoint (finalize)")
     parser.add_argument("--iterations-root", type=Path, help="folder of every iteration's samples (finalize)")
     parser.add_argument("--reward-model", type=Path, required=True)
@@ -313,10 +242,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"stage {args.stage} needs {' '.join(missing)}")
     common = {"seed": args.seed, "reward_model": args.reward_model, "out_dir": args.out_dir}
     if args.stage == "iteration":
-        iteration_stage(args.method, block, iteration=args.iteration, policy=args.policy, reference=args.reference,
-                        prompts=args.prompts, samples_dir=args.samples_dir, **common)
+        iteration_fn(args.method, block, iteration=args.iteration, policy=args.policy, reference=args.reference,
+                     prompts=args.prompts, samples_dir=args.samples_dir, **common)
     else:
-        finalize_stage(args.method, block, sft=args.sft, iterations_root=args.iterations_root, **common)
+        finalize_fn(args.method, block, sft=args.sft, iterations_root=args.iterations_root, **common)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ from pipeline.plugins import import_all, lookup
 # Data a method may ask for, by the data stage's file key (see world/data.py OUTPUTS).
 DATA_KINDS = ("sft", "prefs", "kto", "online_prompts")
 # "iterative": trained by its own rules over {iteration} (workflow/rules/iterative.smk), not the generic `train` rule.
-FAMILIES = ("sft", "paired", "unpaired", "online", "iterative")
+# "inference": no training; the function returns an InferenceRule (the model = a parent checkpoint + a decoding rule
+# that generation applies), written by the `inference_rule` rule (workflow/rules/train.smk).
+FAMILIES = ("sft", "paired", "unpaired", "online", "iterative", "inference")
 # "package.module:Class"
 CONFIG_CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -53,7 +55,18 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-TrainFn = Callable[[TrainContext], TrainResult]
+@dataclass
+class InferenceRule:
+    """What an inference-time method hands back instead of weights: the backend wrapper generation applies to the
+    policy (``"module:Class"``, built as ``Class(inner_backend, rule_dict)`` by evals/backends.py) and its settings.
+    methods/train.py writes it (pipeline.provenance.INFERENCE_RULE) with provenance naming the policy (and reward
+    model) by hash."""
+
+    wrapper: str
+    settings: dict[str, Any]
+
+
+TrainFn = Callable[[TrainContext], "TrainResult | InferenceRule"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +176,8 @@ def check_method_blocks(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: key sft.module: {module!r} is a {spec.family} method, expected an sft one")
         try:
             check_block(module, block, where)
+            if spec.family == "inference":     # no trainer, no batch sizes: its own config check covers the block
+                continue
             check_trainer_keys(spec.load_config_class() if spec.config_class else None, block, where,
                                sys.modules[spec.train.__module__], spec.extra_trainer_keys)
         except ValueError as err:

@@ -3,6 +3,8 @@ temperature (left padding, attention mask, stop at EOS). Heavy imports stay insi
 
 from __future__ import annotations
 
+import time
+
 
 def sample_completions(model, tokenizer, conversations: list[list[dict]], n: int, *, max_new_tokens: int,
                        temperature: float, top_p: float = 1.0, batch_size: int = 64,
@@ -87,3 +89,132 @@ def sample(policy_dir, conversations: list[list[dict]], n: int, *, backend: str,
     finished = [[length < max_new_tokens for length in ls] for ls in lengths]
     generated = sum(length + done for ls, fs in zip(lengths, finished) for length, done in zip(ls, fs))
     return [[c.strip() for c in cs] for cs in completions], finished, generated
+
+
+# `sampling:` keys of the online methods (iterative DPO, RAFT); temperature and max_new_tokens are required, top_p = 1
+# (no nucleus) and batch_size (throughput only: sequences per generate call) have defaults; backend: transformers
+# (the policy on each rank's device, the prompts split over the ranks) or vllm (`vllm serve` on all the job's GPUs,
+# pipeline/vllm_server.py; `vllm:` takes the keys of config generation.vllm).
+SAMPLING_REQUIRED = ("temperature", "max_new_tokens")
+SAMPLING_DEFAULTS = {"top_p": 1.0, "batch_size": 64, "backend": "transformers", "vllm": {}}
+
+
+def check_sampling(block: dict, where: str, module: str) -> None:
+    """The block has iterations, samples_per_prompt and a complete `sampling:` (ValueError naming the key)."""
+    for key in ("iterations", "samples_per_prompt", "sampling"):
+        if key not in block:
+            raise ValueError(f"config key {where}.{key}: required by the {module} module")
+    sampling = block["sampling"]
+    missing = [key for key in SAMPLING_REQUIRED if key not in sampling]
+    unknown = sorted(set(sampling) - set(SAMPLING_REQUIRED) - set(SAMPLING_DEFAULTS))
+    if missing or unknown:
+        raise ValueError(f"config key {where}.sampling: missing {missing}, unknown {unknown}; expected "
+                         f"{list(SAMPLING_REQUIRED)} and optionally {list(SAMPLING_DEFAULTS)}")
+    if sampling.get("backend", "transformers") not in BACKENDS:
+        raise ValueError(f"config key {where}.sampling.backend: {sampling['backend']!r} is not one of {list(BACKENDS)}")
+
+
+def sample_and_score(block: dict, *, seed: int, iteration: int, policy, reward_model, prompts,
+                     exchange=None) -> tuple[list[dict], dict] | None:
+    """K = block.samples_per_prompt responses per prompt of `prompts` (a prompt_row JSONL) from `policy`, scored by
+    the reward model: rows {prompt, item_id, completions, rewards, finished}, and the sampling's stats.
+
+    Under several processes (methods/launch.py) the prompts are split over the ranks, each sampling and scoring its
+    share on its own device; rank 0 merges the shares (files in `exchange`) and returns the rows, the other ranks
+    return None and wait in `wait_for_rank0` until rank 0 has written what the next step reads (`rank0_done`).
+    With the vllm backend rank 0 alone samples, its server using every GPU of the job."""
+    from methods.common import job_device, ranks
+    from methods.reward_model import RewardScorer
+    from pipeline.io import InputError, read_json, read_jsonl, write_json
+
+    rows = read_jsonl(prompts, schema="prompt_row")
+    if not rows:
+        raise InputError(f"{prompts}: no rows")
+    sampling = {**SAMPLING_DEFAULTS, **block.get("sampling", {})}
+    k = int(block["samples_per_prompt"])
+    rank, _, world = ranks()
+    workers = 1 if sampling["backend"] == "vllm" else world
+    share: dict = {"index": [], "completions": [], "finished": [], "rewards": [], "generated": 0}
+    if rank < workers:
+        share["index"] = list(range(rank, len(rows), workers))
+        mine = [rows[i]["prompt"] for i in share["index"]]
+        share["completions"], share["finished"], share["generated"] = sample(
+            policy, mine, k, backend=sampling["backend"], max_new_tokens=int(sampling["max_new_tokens"]),
+            temperature=float(sampling["temperature"]), top_p=float(sampling["top_p"]),
+            batch_size=int(sampling["batch_size"]), seed=seed * 1000 + iteration + 7919 * rank,
+            device=job_device(), vllm=sampling["vllm"])
+        scorer = RewardScorer(reward_model)
+        share["rewards"] = scorer.score([p for p in mine for _ in range(k)],
+                                        [c for cs in share["completions"] for c in cs])
+        del scorer
+        _free_device_memory()
+    if world > 1:
+        if exchange is None:
+            raise ValueError("sample_and_score under several processes needs an exchange folder")
+        if rank < workers:
+            write_json(exchange / f"{_run_token()}-rank{rank}.json", share)
+        if rank != 0:
+            return None
+        shares = [share] + [read_json(_wait_for(exchange / f"{_run_token()}-rank{r}.json")) for r in range(1, workers)]
+    else:
+        shares = [share]
+    completions, finished, flat, generated = _merge(shares, len(rows), k)
+    samples = [{**{key: r[key] for key in ("prompt", "item_id") if key in r}, "completions": cs,
+                "rewards": flat[i * k:(i + 1) * k], "finished": fs}
+               for i, (r, cs, fs) in enumerate(zip(rows, completions, finished))]
+    lengths = [len(c) for cs in completions for c in cs]
+    stats = {"iteration": iteration, "policy": str(policy), "prompts": len(rows), "samples_per_prompt": k,
+             "mean_reward": sum(flat) / len(flat), "mean_length_chars": sum(lengths) / len(lengths),
+             "finished_fraction": sum(f for fs in finished for f in fs) / len(lengths),
+             "generated_tokens": generated, "sampling": sampling, "processes": workers}
+    return samples, stats
+
+
+def rank0_done(exchange) -> None:
+    """Rank 0 has written the stage's files: the other ranks may go on (no-op in one process)."""
+    from methods.common import ranks
+    from pipeline.io import write_json
+
+    if ranks()[2] > 1:
+        write_json(exchange / f"{_run_token()}-done.json", {"done": True})
+
+
+def wait_for_rank0(exchange) -> None:
+    _wait_for(exchange / f"{_run_token()}-done.json")
+
+
+def _run_token() -> str:
+    """Names this launch's exchange files, so that a resumed job never reads an earlier launch's."""
+    import os
+
+    return f"{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}-{os.environ.get('MASTER_PORT', '0')}"
+
+
+def _merge(shares: list[dict], n_rows: int, k: int):
+    """The ranks' shares back in prompt order: completions, finished flags, flat rewards, generated tokens."""
+    completions: list = [None] * n_rows
+    finished: list = [None] * n_rows
+    rewards: list = [None] * n_rows
+    for part in shares:
+        for j, i in enumerate(part["index"]):
+            completions[i], finished[i] = part["completions"][j], part["finished"][j]
+            rewards[i] = part["rewards"][j * k:(j + 1) * k]
+    return completions, finished, [r for rs in rewards for r in rs], sum(p["generated"] for p in shares)
+
+
+def _wait_for(path, poll_s: float = 1.0):
+    """Wait for another rank's file (written atomically). No timeout: if that rank dies, the launcher (torchrun,
+    accelerate) stops every rank."""
+    while not path.is_file():
+        time.sleep(poll_s)
+    return path
+
+
+def _free_device_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -50,6 +50,9 @@ def run(method: str, block: dict, *, seed: int, policy: Path, reference: Path, d
     ctx = TrainContext(method, block, policy, reference, {k: data[k] for k in spec.data}, reward_model, out_dir, seed)
     log.info("training %s (module %s) from %s", method, spec.name, policy)
     result = spec.train(ctx)
+    if spec.family == "inference":
+        return write_inference_rule(method, block, spec.name, result, seed=seed, policy=policy,
+                                    reward_model=reward_model, out_dir=out_dir, started=started)
     parents = {"policy": policy}
     if spec.needs_reference_model or spec.family == "online":
         parents["reference"] = reference
@@ -59,6 +62,28 @@ def run(method: str, block: dict, *, seed: int, policy: Path, reference: Path, d
                              parents=parents, seed=seed, started=started, tokens_seen=result.tokens_seen,
                              plan=result.plan, extra={"module": spec.name, "metrics": _jsonable(result.metrics)})
     log.info("saved %s: %.1f s, %d tokens", out_dir, record["wall_time_s"], record["tokens_seen"])
+    return record
+
+
+def write_inference_rule(method: str, block: dict, module: str, rule, *, seed: int, policy: Path,
+                         reward_model: Path | None, out_dir: Path, started: float) -> dict:
+    """An inference-time method's "checkpoint": its rule (INFERENCE_RULE: the wrapper, the policy and reward model
+    folders, the settings) and provenance naming the policy and reward model by hash. No weights: generation
+    loads the policy and applies the rule (evals/backends.py make_backend)."""
+    from pipeline.io import write_json
+    from pipeline.provenance import INFERENCE_RULE, write_provenance
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / INFERENCE_RULE, {"method": method, "wrapper": rule.wrapper, "policy": str(policy),
+                                     "reward_model": str(reward_model) if reward_model else None,
+                                     "settings": rule.settings})
+    parents = {"policy": policy, **({"reward_model": reward_model} if reward_model else {})}
+    compute = {"device": "none (inference-time method: no training)", "world_size": 1, "effective_batch_size": 1,
+               "per_device_train_batch_size": 1, "gradient_accumulation_steps": 1, "device_hours": 0.0}
+    record = write_provenance(out_dir, stage=method, config_block=block, parents=parents, seed=seed,
+                              wall_time_s=time.time() - started, tokens_seen=0, compute=compute,
+                              extra={"module": module, "inference_rule": rule.settings})
+    log.info("wrote the inference rule of %s to %s", method, out_dir)
     return record
 
 

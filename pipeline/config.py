@@ -133,8 +133,28 @@ def check_api_keys(config: dict, environ: Mapping[str, str] = os.environ) -> Non
 
 
 def models(config: dict) -> list[str]:
-    """Every model that lands in the tables: the SFT checkpoint, then each configured method."""
-    return ["sft", *config["methods"]]
+    """Every model that lands in the tables: the SFT checkpoint, then each configured method (sweeps expanded)."""
+    return ["sft", *expand_methods(config["methods"])]
+
+
+def expand_methods(methods: Mapping[str, dict]) -> dict[str, dict]:
+    """A method block whose top-level key holds a list (the schema allows one where a sweep makes sense: best-of-n's
+    `n: [1, 4, 8]`) is one model per value, named ``<name>_<value>`` with that key set to the value; blocks
+    without a list are kept as they are. Applied once to config["methods"] by workflow/rules/common.smk."""
+    out: dict[str, dict] = {}
+    for name, block in methods.items():
+        swept = [key for key, value in block.items() if isinstance(value, list)]
+        if len(swept) > 1:
+            raise ConfigError(f"key methods.{name}: sweeps over {swept}; expected at most one list-valued key")
+        if not swept:
+            out[name] = block
+            continue
+        for value in block[swept[0]]:
+            variant = f"{name}_{value}"
+            if variant in methods or variant in out:
+                raise ConfigError(f"key methods.{name}.{swept[0]}: the sweep's model {variant!r} is given twice")
+            out[variant] = {**block, swept[0]: value}
+    return out
 
 
 def api_key_variables(config: dict) -> list[str]:

@@ -15,6 +15,13 @@ from pipeline.io import InputError, file_mode, read_json, write_json
 
 LIBRARIES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "lm_eval", "vllm")
 PROVENANCE = "provenance.json"
+# An inference-time method's folder holds this rule over another checkpoint instead of weights (best-of-n):
+# {method, wrapper: "module:Class", policy, reward_model, settings}; written by methods/train.py, applied by
+# evals/backends.py make_backend.
+INFERENCE_RULE = "inference_rule.json"
+# What such a rule did at generation time (best-of-n: every candidate and its reward), per conversation, written by
+# evals/generate.py beside the model's generations; the over-optimisation analysis reads it.
+INFERENCE_TRACE = "inference_trace.jsonl"
 # Trainer scratch inside a checkpoint folder (resume checkpoints, PPO's log): not part of the checkpoint.
 TRAINER_STATE = "trainer_state"
 

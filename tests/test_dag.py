@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.config import models
 from pipeline.io import read_json, read_jsonl
 from pipeline.provenance import read_provenance
 from world.tasks import is_correct
@@ -125,7 +126,7 @@ def test_table_is_computed_from_judgment_and_generation_files(smoke):
     judgments, generations and lm-eval's per-sample log by code independent of the suites'."""
     table = pd.read_csv(smoke / "tables" / "methods.csv")
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    assert list(table["Model"]) == ["sft", *config["methods"]]
+    assert list(table["Model"]) == models(config)            # sweeps expanded: best_of_n_1, best_of_n_4, ...
     items = {it["turns"][0]: it for it in read_jsonl(smoke / "data" / "eval_items.jsonl") if it["suite"] == "alpaca_eval"}
     for _, row in table.iterrows():
         model = row["Model"]
@@ -159,10 +160,11 @@ def test_every_method_descends_from_the_one_sft_checkpoint(smoke):
     sft = read_provenance(smoke / "models" / "sft")
     assert sft["parents"]["policy"]["checkpoint_hash"] == read_provenance(smoke / "models" / "base")["checkpoint_hash"]
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    for method in config["methods"]:
+    for method in models(config)[1:]:
         provenance = read_provenance(smoke / "models" / method)
         assert provenance["parents"]["policy"]["checkpoint_hash"] == sft["checkpoint_hash"]
-        assert provenance["tokens_seen"] > 0 and provenance["wall_time_s"] > 0
+        trained = "inference_rule" not in provenance            # best-of-n: a rule over the SFT model, no training
+        assert (provenance["tokens_seen"] > 0) == trained and provenance["wall_time_s"] > 0
 
 
 def test_sft_solves_a_clearly_non_trivial_share(smoke):

@@ -22,7 +22,7 @@ REAL = "config/rlhf_workflow.yaml"
 # Every rule is one or the other: a new rule fails test_every_rule_is_classified until it is placed here.
 GPU_RULES = {"base", "sft", "reward_model", "train", "iterative_iteration", "generate"}
 CPU_RULES = {"data", "download", "judge", "score", "score_harness", "leaderboard", "aggregate", "length_analysis",
-             "iterative_final", "all"}
+             "iterative_final", "inference_rule", "all"}
 
 
 def snakemake(*args: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:

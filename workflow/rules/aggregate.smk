@@ -54,10 +54,12 @@ rule length_analysis:
         models=" ".join(MODELS),
         out_dir=f"{R}/tables",
         published=" ".join(sorted({b["published"] for b in config["evals"].values() if b.get("published")})),
+        # micro world: the gold reward the over-optimisation curve needs (reward-model score vs gold)
+        gold=f"--gold-reward-json '{as_json(config['world']['gold_reward'])}'" if "world" in config else "",
     log:
         log_path("length_analysis"),
     benchmark:
         benchmark_path("length_analysis")
     shell:
         "{PYTHON} -m evals.length_analysis --results {R} --models {params.models} --out-dir {params.out_dir} "
-        "--published {params.published} > {log:q} 2>&1"
+        "--published {params.published} {params.gold} > {log:q} 2>&1"

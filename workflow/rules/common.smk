@@ -16,7 +16,7 @@ import os
 
 from evals.registry import check_suite_blocks
 from methods.registry import check_method_blocks
-from pipeline.config import api_key_variables, check_api_keys, check_config, load_config_file, models
+from pipeline.config import api_key_variables, check_api_keys, check_config, expand_methods, load_config_file, models
 from pipeline.hub_data import MIRROR_ENV
 
 for _configfile in workflow.configfiles:  # Snakemake's own YAML loading keeps the last of two equal keys silently
@@ -24,6 +24,7 @@ for _configfile in workflow.configfiles:  # Snakemake's own YAML loading keeps t
 check_config(config, source="config (after --configfile/--config overrides)",
              plugin_checks=[check_method_blocks, check_suite_blocks])
 check_api_keys(config)
+config["methods"] = expand_methods(config["methods"])  # a sweep (best-of-n's `n: [1, 4, 8]`): one model per value
 
 STUDY = config["study"]
 R = f"results/{STUDY}"

@@ -1,6 +1,6 @@
-# Iterative methods (modules of family "iterative", e.g. iterative DPO): T rounds of sample K -> score with the
-# reward model -> best/worst pairs -> train, one job per {iteration} whose samples, pairs, stats and policy are
-# files, so a rerun resumes at the iteration it stopped in. The last iteration's policy becomes models/<method>,
+# Iterative methods (modules of family "iterative": iterative DPO, RAFT): T rounds of sample K -> score with the
+# reward model -> training data (best/worst pairs, or the best answers) -> train, one job per {iteration} whose
+# samples, training data, stats and policy are files, so a rerun resumes at the iteration it stopped in. The last iteration's policy becomes models/<method>,
 # which generation and evaluation use like any other checkpoint. Rules call `python -m methods.<module>
 # {iteration,finalize}` (see methods/iterative_dpo.py); one job per iteration pays the imports once.
 # lint advice kept: functions (why: workflow/rules/common.smk)
@@ -34,7 +34,6 @@ rule iterative_iteration:
         prompts=lambda w: data_file(f"online_prompts_iter{w.iteration}" if f"online_prompts_iter{w.iteration}" in DATA_FILES else "online_prompts"),
     output:
         samples=f"{R}/iterative/{{method}}/iter{{iteration}}/samples.jsonl",
-        pairs=f"{R}/iterative/{{method}}/iter{{iteration}}/pairs.jsonl",
         stats=f"{R}/iterative/{{method}}/iter{{iteration}}/stats.json",
         policy=f"{R}/models/{{method}}/iter{{iteration}}/provenance.json",
     params:

@@ -73,9 +73,11 @@ def spec_of(method):
     return get_method(config["methods"][method].get("module", method))
 
 
-# Methods whose module declares family "iterative" run through workflow/rules/iterative.smk, the rest through `train`.
+# Methods whose module declares family "iterative" run through workflow/rules/iterative.smk, family "inference"
+# (no training: a rule over the SFT model, e.g. best-of-n) through `inference_rule`, the rest through `train`.
 ITERATIVE_METHODS = [m for m in config["methods"] if spec_of(m).family == "iterative"]
-GENERIC_METHODS = [m for m in config["methods"] if m not in ITERATIVE_METHODS]
+INFERENCE_METHODS = [m for m in config["methods"] if spec_of(m).family == "inference"]
+GENERIC_METHODS = [m for m in config["methods"] if m not in ITERATIVE_METHODS + INFERENCE_METHODS]
 
 
 def method_spec(wildcards):
@@ -123,6 +125,33 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} -m methods.launch {params.launch} -- "
         "methods.train --method {wildcards.method} --block-json {params.block:q} "
+        "--seed {config[seed]} --policy {params.sft} --reference {params.sft} {params.args} "
+        "--out-dir {params.out_dir} > {log:q} 2>&1"
+
+
+rule inference_rule:
+    # An inference-time method's folder: its rule and provenance (seconds, no GPU); generation applies the rule.
+    # lint advice kept: PYTHON, seed (why: workflow/rules/common.smk)
+    conda:
+        "../envs/train.yaml"
+    wildcard_constraints:
+        method="|".join(INFERENCE_METHODS) or "NO_METHOD",
+    input:
+        unpack(method_inputs),
+    output:
+        checkpoint_done("{method}"),
+    params:
+        block=lambda w: as_json(config["methods"][w.method]),
+        args=method_args,
+        sft=f"{R}/models/sft",
+        out_dir=f"{R}/models/{{method}}",
+    localrule: True
+    log:
+        log_path("inference_rule", "{method}"),
+    benchmark:
+        benchmark_path("inference_rule", "{method}")
+    shell:
+        "{PYTHON} -m methods.train --method {wildcards.method} --block-json {params.block:q} "
         "--seed {config[seed]} --policy {params.sft} --reference {params.sft} {params.args} "
         "--out-dir {params.out_dir} > {log:q} 2>&1"
 
