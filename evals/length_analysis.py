@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evals.aggregate import judge_line, to_html
 from pipeline.cli import entry_point
 from pipeline.io import InputError, read_json, read_jsonl, write_json, write_text
 from pipeline.logs import get_logger
@@ -75,8 +76,6 @@ def table6_caption(results: Path, models: list[str], names: list[str]) -> str:
     """Which judge made Table 6's LC AlpacaEval and Arena-Hard numbers, flagged as not comparable with the
     published rows when a named paper's judge was another (as every table caption of evals/aggregate.py)."""
     import yaml
-
-    from evals.aggregate import judge_line
 
     folder = Path(__file__).resolve().parent / "published"
     papers = {n: yaml.safe_load((folder / f"{n}.yaml").read_text(encoding="utf-8")) for n in names}
@@ -250,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     caption = table6_caption(args.results, args.models, args.published)
     write_text(args.out_dir / "table6.md", t6.to_markdown(index=False, floatfmt=".3g") + "\n"
                + (f"\n{caption}\n" if caption else ""))
+    write_text(args.out_dir / "table6.html", to_html("Table 6: length-penalty ablation", t6.to_dict(orient="records"),
+                                                     {"Len. Pen.": 3}, caption))
     write_json(args.out_dir / "length_analysis.json", summary)
     write_text(args.out_dir / "length_analysis.md", report(summary, t6, iterations))
     for path in plot(models, iterations, args.out_dir):

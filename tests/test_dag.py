@@ -3,7 +3,6 @@
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import SMOKE_STUDY
 from pipeline.io import read_json, read_jsonl
 from pipeline.provenance import read_provenance
 from world.tasks import is_correct
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "config").glob("*.yaml"))
 OVERLAYS = {"config/rehearsal.yaml": "config/rlhf_workflow.yaml"}  # an overlay is dry-run on the config it modifies
-STUDY = "pytest_smoke"
+STUDY = SMOKE_STUDY
 
 
 def snakemake(*args, check=True, env=None):
@@ -59,13 +59,7 @@ def test_bad_config_key_stops_before_any_job():
     assert "key (top level): Additional properties are not allowed ('bogus_key' was unexpected)" in proc.stdout + proc.stderr
 
 
-@pytest.fixture(scope="module")
-def smoke():
-    results = ROOT / "results" / STUDY
-    shutil.rmtree(results, ignore_errors=True)
-    snakemake("--cores", "2", "--configfile", "config/smoke.yaml", "--config", f"study={STUDY}")
-    yield results
-    shutil.rmtree(results, ignore_errors=True)
+# `smoke` (tests/conftest.py): the smoke study, run once per session and shared with tests/test_report.py.
 
 
 def test_table_is_computed_from_judgment_and_generation_files(smoke):

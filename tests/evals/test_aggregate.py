@@ -188,3 +188,28 @@ def test_table6_prints_the_published_rows_and_our_difference():
     assert t6.loc["Δ iterative_dpo − Ours", "LC Alp."] == pytest.approx(33.0 - 37.2)
     assert t6.loc["Δ iterative_dpo_concise − Ours-concise", "Arena-H."] == pytest.approx(20.0 - 22.1)
     assert pd.isna(t6.loc["Δ iterative_dpo − Ours", "Len."]) and t6.loc["iterative_dpo", "Len. (chars)"] == 1500.0
+
+
+def test_degenerate_cells_are_marked_and_the_caption_says_why(tmp_path):
+    """Guards against a silent degenerate number: an LC fit with every coefficient zero (LC exactly 50) or a
+    suite whose judgments were all unparsable (n = 0) printed like a measurement."""
+    write_study(tmp_path)
+    path = tmp_path / "scores" / "dpo" / "alpaca_eval.json"
+    score = json.loads(path.read_text())
+    score["metrics"]["lc_win_rate"] = m(50.0, 0.0, degenerate="the fit shrank every coefficient to zero")
+    write_json(path, score, schema="score")
+    path = tmp_path / "scores" / "sft" / "mt_bench.json"
+    score = json.loads(path.read_text())
+    score["metrics"]["turn_2"] = m(0.0, None, n=0)
+    write_json(path, score, schema="score")
+    tables = run(tmp_path)
+    markdown = (tables / "methods.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in markdown.splitlines() if line.startswith("| ")}
+    assert "50.0 ± 0.0 †" in rows["dpo"] and rows["dpo"].count("†") == 1
+    assert "| 0.00 †" in rows["sft"] and rows["sft"].count("†") == 1
+    assert "- † dpo, AlpacaEval LC (%): the fit shrank every coefficient to zero" in markdown
+    assert "- † sft, MT-Bench T2: computed from no usable item (every judgment unparsable or missing)" in markdown
+    assert "50.0 ± 0.0 †" in (tables / "table4.md").read_text()
+    assert "50.0 ± 0.0 †" in (tables / "methods.html").read_text()
+    csv = pd.read_csv(tables / "methods.csv").set_index("Model")
+    assert csv.loc["dpo", "AlpacaEval LC (%) degenerate"] == "the fit shrank every coefficient to zero"
