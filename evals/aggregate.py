@@ -162,13 +162,17 @@ def show(row: Mapping[str, Any], title: str, digits: int) -> str:
         text = f"{text} [{row[title + LOW]:.{digits}f}, {row[title + HIGH]:.{digits}f}]"
     elif not _is_missing(row.get(title + SE)):
         text = f"{text} ± {row[title + SE]:.{digits}f}"
-    return f"{text} {DAGGER}" if row.get(title + MARK) else text
+    return f"{text} {DAGGER}" if _is_marked(row.get(title + MARK)) else text
+
+
+def _is_marked(reason: Any) -> bool:
+    return isinstance(reason, str) and bool(reason)  # a DataFrame's empty mark cell is NaN
 
 
 def degenerate_notes(rows: list[dict]) -> str:
     """One caption line per marked cell: which model and column, and why its number is not a measurement."""
     return "\n".join(f"- {DAGGER} {row['Model']}, {key[:-len(MARK)]}: {row[key]}"
-                     for row in rows for key in row if key.endswith(MARK) and row[key])
+                     for row in rows for key in row if key.endswith(MARK) and _is_marked(row[key]))
 
 
 def with_notes(caption: str, rows: list[dict]) -> str:
@@ -203,7 +207,7 @@ def to_html(title: str, rows: list[dict], digits: Mapping[str, int], caption: st
     notes = "".join(f"<li>{html.escape(line[2:] if line.startswith('- ') else line)}</li>\n"
                     for line in caption.splitlines() if line.strip())
     style = ("body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse} "
-             "th,td{border:1px solid #bbb;padding:3px 6px;text-align:right} th{background:#eee}")
+             "th,td{border:1px solid #bbb;padding:3px 6px;text-align:right} td{white-space:nowrap} th{background:#eee}")
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head>\n<body><h3>{html.escape(title)}</h3>\n"
             f"<table id=\"table\"><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
@@ -331,8 +335,11 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.out_dir / "methods.json", rows)
     compute = compute_rows(args.models, args.models_dir)
     write_text(args.out_dir / "compute.csv", pd.DataFrame(compute).to_csv(index=False))
-    write_text(args.out_dir / "compute.md", to_markdown(compute, {"Train wall time (s)": 1, "Device-hours": 4},
-                                                        "- Measured wall time of each training job (varies run to run)."))
+    compute_digits, compute_caption = {"Train wall time (s)": 1, "Device-hours": 4}, \
+        "- Measured wall time of each training job (varies run to run)."
+    write_text(args.out_dir / "compute.md", to_markdown(compute, compute_digits, compute_caption))
+    write_text(args.out_dir / "compute.html", to_html("Compute: each training job", compute, compute_digits,
+                                                      compute_caption))
     for table, title in PAPER_TABLES.items():
         table_rows, table_digits = paper_table(table, rows, columns, papers)
         world = " (micro world: the same shapes filled with micro-world metrics)" if args.micro_world else ""

@@ -41,6 +41,7 @@ def check_config(config: dict[str, Any], source: str = "config",
             error = sorted(error.context, key=lambda e: -len(e.path))[0]
         raise ConfigError(f"{source}: key {_key(error.absolute_path)}: {error.message}")
     _check_references(config, source)
+    expand_sweeps(config["methods"])  # a swept model's name must not be another block's
     for check in plugin_checks:
         check(config, source)
 
@@ -133,9 +134,37 @@ def check_api_keys(config: dict, environ: Mapping[str, str] = os.environ) -> Non
                               f"{'empty' if name in environ else 'not set'}; expected the API key")
 
 
+# Method block keys that may hold a list (a sweep): one model per value, named ``<method>_<prefix><value>``.
+SWEEPS = {"length_penalty": "l"}
+
+
+def sweep_name(method: str, key: str, value: float) -> str:
+    """The one place a swept model's name is made: ``iterative_dpo_concise`` with ``length_penalty: 0.03`` ->
+    ``iterative_dpo_concise_l0.03``."""
+    return f"{method}_{SWEEPS[key]}{value:g}"
+
+
+def expand_sweeps(methods: Mapping[str, dict]) -> dict[str, dict]:
+    """The ``methods:`` block with every swept key expanded into one block (and one model) per value, in the
+    list's order, each holding its scalar value; blocks without a list stay as they are (so this is idempotent)."""
+    out: dict[str, dict] = {}
+    for name, block in methods.items():
+        swept = [key for key in SWEEPS if isinstance(block.get(key), list)]
+        if len(swept) > 1:
+            raise ConfigError(f"config key methods.{name}: sweeps over one key at a time, got lists for {swept}")
+        variants = {name: block} if not swept else {
+            sweep_name(name, swept[0], value): {**block, swept[0]: value} for value in block[swept[0]]}
+        for variant, variant_block in variants.items():
+            if variant in out or (variant != name and variant in methods):
+                raise ConfigError(f"config key methods.{name}.{swept[0] if swept else ''}: model name {variant!r} "
+                                  f"is already taken by another method block")
+            out[variant] = variant_block
+    return out
+
+
 def models(config: dict) -> list[str]:
-    """Every model that lands in the tables: the SFT checkpoint, then each configured method."""
-    return ["sft", *config["methods"]]
+    """Every model that lands in the tables: the SFT checkpoint, then each configured method (sweeps expanded)."""
+    return ["sft", *expand_sweeps(config["methods"])]
 
 
 def api_key_variables(config: dict) -> list[str]:

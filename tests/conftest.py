@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.smoke_study import SMOKE_STUDY
+
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE_STUDY = "pytest_smoke"
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import SMOKE_STUDY
+from pipeline.config import models
 from pipeline.io import read_json, read_jsonl
 from pipeline.provenance import read_provenance
+from tests.smoke_study import SMOKE_STUDY
 from world.tasks import is_correct
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def test_table_is_computed_from_judgment_and_generation_files(smoke):
 
     table = pd.read_csv(smoke / "tables" / "methods.csv")
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    assert list(table["Model"]) == ["sft", *config["methods"]]
+    assert list(table["Model"]) == models(config)
     items = {it["turns"][0]: it for it in read_jsonl(smoke / "data" / "eval_items.jsonl") if it["suite"] == "alpaca_eval"}
     for _, row in table.iterrows():
         model = row["Model"]
@@ -97,7 +98,7 @@ def test_every_method_descends_from_the_one_sft_checkpoint(smoke):
     sft = read_provenance(smoke / "models" / "sft")
     assert sft["parents"]["policy"]["checkpoint_hash"] == read_provenance(smoke / "models" / "base")["checkpoint_hash"]
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    for method in config["methods"]:
+    for method in models(config)[1:]:
         provenance = read_provenance(smoke / "models" / method)
         assert provenance["parents"]["policy"]["checkpoint_hash"] == sft["checkpoint_hash"]
         assert provenance["tokens_seen"] > 0 and provenance["wall_time_s"] > 0
@@ -144,4 +145,4 @@ def test_length_analysis_is_computed_from_iteration_and_score_files(smoke):
     lengths = [len(c) for row in samples for c in row["completions"]]
     assert rm["pearson_reward_length"] == pytest.approx(np.corrcoef(rewards, lengths)[0, 1])
     table6 = (smoke / "tables" / "table6.md").read_text()
-    assert "iterative_dpo_concise" in table6 and "Len. Pen." in table6
+    assert "iterative_dpo_concise_l0.03" in table6 and "Len. Pen." in table6

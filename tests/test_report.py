@@ -6,6 +6,7 @@ download, a plot whose data URI the browser cannot decode), and a table or plot 
 """
 
 import asyncio
+import base64
 import json
 import shutil
 import subprocess
@@ -16,7 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, SMOKE_STUDY
+from pipeline.config import models
+from tests.smoke_study import SMOKE_STUDY
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -110,6 +114,7 @@ async def render_table_and_plot(page: Page) -> dict:
         "models: [...document.querySelectorAll('#table tbody tr')].map(tr => tr.cells[0].innerText), "
         "height: document.querySelector('#table').getBoundingClientRect().height, "
         "cell_width: document.querySelector('#table tbody td').getBoundingClientRect().width})", frame=frame))
+    table["screenshot"] = (await page.call("Page.captureScreenshot", format="png"))["data"]  # kept for a look
     assert await page.evaluate(show.format(name="tables/winrate_vs_length.png", kind="img"))
     image = await page.wait_for(
         "(() => { const img = [...document.querySelectorAll('img')].find(i => i.src.startsWith('data:image/png')); "
@@ -122,9 +127,10 @@ async def render_table_and_plot(page: Page) -> dict:
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed (.ci/run installs it)")
 def test_report_shows_method_table_and_plot_in_chromium(report, tmp_path):
     rendered = asyncio.run(open_in_chromium(report.as_uri(), tmp_path / "profile", render_table_and_plot))
+    (report.parent / "report_methods_table.png").write_bytes(base64.b64decode(rendered["table"].pop("screenshot")))
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     table = rendered["table"]
-    assert table["models"] == ["sft", *config["methods"]]
+    assert table["models"] == models(config)
     assert "AlpacaEval WR (%)" in table["header"] and "Gold accuracy (%)" in table["header"]
     assert table["height"] > 20 * len(table["models"]) and table["cell_width"] > 0
     assert rendered["image"]["natural"] == [720, 480]  # matplotlib's 6x4 inches at dpi 120
