@@ -15,6 +15,7 @@ and ``table5.{md,csv}`` (academic), with the published rows of any paper a suite
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import math
 from pathlib import Path
@@ -37,6 +38,7 @@ PAPER_TABLES = {
     "table5": "Academic benchmarks, in the shape of the RLHF Workflow report's Table 5",
 }
 SE, LOW, HIGH = " SE", " CI low", " CI high"
+MARK, DAGGER = " degenerate", "†"   # a cell computed from a degenerate fit or no data: the reason, and its mark in print
 
 
 def load_scores(paths: list[Path]) -> dict[tuple[str, str], dict]:
@@ -80,9 +82,24 @@ def lookup(model: str, suite: str, column: Column, scores: Mapping, boards: Mapp
     return score["metrics"].get(column.key)
 
 
+def degenerate(metric: Mapping[str, Any] | None) -> str | None:
+    """Why a metric is not a measurement (its score file's ``degenerate``, or no usable item), else None."""
+    if metric is None:
+        return None
+    if metric.get("degenerate"):
+        return str(metric["degenerate"])
+    if metric.get("n") == 0:
+        return "computed from no usable item (every judgment unparsable or missing)"
+    return None
+
+
 def put(row: dict, title: str, metric: dict | None, column: Column) -> None:
-    """Flat csv/json cells of one metric: value plus SE, or value plus CI bounds."""
+    """Flat csv/json cells of one metric: value plus SE, or value plus CI bounds; plus why it is degenerate, if so
+    (only then: the column ``<title> degenerate``)."""
     row[title] = None if metric is None else metric["value"]
+    reason = degenerate(metric)
+    if reason:
+        row[title + MARK] = reason
     if column.interval:
         row[title + LOW] = None if metric is None else metric.get("lower")
         row[title + HIGH] = None if metric is None else metric.get("upper")
@@ -124,7 +141,7 @@ def drop_empty(rows: list[dict], columns: list[tuple[str, Column]]) -> list[dict
         title = column.title
         if rows and all(r.get(title) is None for r in rows):
             for r in rows:
-                for key in (title, title + SE, title + LOW, title + HIGH):
+                for key in (title, title + SE, title + LOW, title + HIGH, title + MARK):
                     r.pop(key, None)
     return rows
 
@@ -142,22 +159,59 @@ def show(row: Mapping[str, Any], title: str, digits: int) -> str:
         return str(value)
     text = f"{value:.{digits}f}"
     if not _is_missing(row.get(title + LOW)) and not _is_missing(row.get(title + HIGH)):
-        return f"{text} [{row[title + LOW]:.{digits}f}, {row[title + HIGH]:.{digits}f}]"
-    if not _is_missing(row.get(title + SE)):
-        return f"{text} ± {row[title + SE]:.{digits}f}"
-    return text
+        text = f"{text} [{row[title + LOW]:.{digits}f}, {row[title + HIGH]:.{digits}f}]"
+    elif not _is_missing(row.get(title + SE)):
+        text = f"{text} ± {row[title + SE]:.{digits}f}"
+    return f"{text} {DAGGER}" if _is_marked(row.get(title + MARK)) else text
 
 
-def to_markdown(rows: list[dict], digits: Mapping[str, int], caption: str = "") -> str:
-    """Values with their SE (``v ± se``) or CI (``v [lo, hi]``); SE and CI columns folded into their column."""
-    hidden = (SE, LOW, HIGH)
+def _is_marked(reason: Any) -> bool:
+    return isinstance(reason, str) and bool(reason)  # a DataFrame's empty mark cell is NaN
+
+
+def degenerate_notes(rows: list[dict]) -> str:
+    """One caption line per marked cell: which model and column, and why its number is not a measurement."""
+    return "\n".join(f"- {DAGGER} {row['Model']}, {key[:-len(MARK)]}: {row[key]}"
+                     for row in rows for key in row if key.endswith(MARK) and _is_marked(row[key]))
+
+
+def with_notes(caption: str, rows: list[dict]) -> str:
+    return "\n".join(part for part in (caption, degenerate_notes(rows)) if part)
+
+
+def shown_cells(rows: list[dict], digits: Mapping[str, int]) -> tuple[list[str], list[dict]]:
+    """The printed table: titles without the SE/CI/mark columns, each cell ``v ± se``, ``v [lo, hi]`` or ``v``."""
+    hidden = (SE, LOW, HIGH, MARK)
     titles = [k for k in (rows[0] if rows else {}) if not k.endswith(hidden)]
     shown = []
     for row in rows:
         shown.append({t: show(row, t, digits.get(t, 1)) if isinstance(row.get(t), float) else
                       ("" if row.get(t) is None else row[t]) for t in titles})
+    return titles, shown
+
+
+def to_markdown(rows: list[dict], digits: Mapping[str, int], caption: str = "") -> str:
+    """Values with their SE (``v ± se``) or CI (``v [lo, hi]``); SE and CI columns folded into their column, a
+    degenerate cell marked ``†`` (its reason goes in the caption: ``with_notes``)."""
+    titles, shown = shown_cells(rows, digits)
     table = pd.DataFrame(shown, columns=titles).to_markdown(index=False) if rows else "(no rows)"
     return table + "\n" + (f"\n{caption}\n" if caption else "")
+
+
+def to_html(title: str, rows: list[dict], digits: Mapping[str, int], caption: str = "") -> str:
+    """The same table as ``to_markdown`` as a standalone HTML page (the Snakemake report shows it as a table), the
+    caption's ``- `` lines as a list beneath it."""
+    titles, shown = shown_cells(rows, digits)
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in titles)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r[t]))}</td>" for t in titles) + "</tr>\n" for r in shown)
+    notes = "".join(f"<li>{html.escape(line[2:] if line.startswith('- ') else line)}</li>\n"
+                    for line in caption.splitlines() if line.strip())
+    style = ("body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse} "
+             "th,td{border:1px solid #bbb;padding:3px 6px;text-align:right} td{white-space:nowrap} th{background:#eee}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head>\n<body><h3>{html.escape(title)}</h3>\n"
+            f"<table id=\"table\"><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
+            f"<ul class=\"caption\">{notes}</ul></body></html>\n")
 
 
 def published_tables(evals: Mapping[str, Any]) -> dict[str, dict]:
@@ -195,7 +249,7 @@ def paper_table(table: str, method_table: list[dict], columns: list[tuple[str, C
         row.update({t: None for t in titles})
         for _, c in ours:
             if c.title in measured:
-                for suffix in ("", SE, LOW, HIGH):
+                for suffix in ("", SE, LOW, HIGH, MARK):
                     if c.title + suffix in measured:
                         row[c.in_paper(table) + suffix] = measured[c.title + suffix]
         rows.append(row)
@@ -203,7 +257,7 @@ def paper_table(table: str, method_table: list[dict], columns: list[tuple[str, C
     for t in titles:  # e.g. the gold reward outside the micro world
         if all(_is_missing(r.get(t)) for r in rows):
             for r in rows:
-                for suffix in ("", SE, LOW, HIGH):
+                for suffix in ("", SE, LOW, HIGH, MARK):
                     r.pop(t + suffix, None)
     return rows, digits
 
@@ -274,18 +328,25 @@ def main(argv: list[str] | None = None) -> None:
     judges = judges_by_suite(scores)
     digits = {c.title: c.digits for _, c in columns}
     write_text(args.out_dir / "methods.csv", pd.DataFrame(rows).to_csv(index=False))
-    markdown = to_markdown(rows, digits, captions(evals, columns, papers, judges=judges))
+    caption = with_notes(captions(evals, columns, papers, judges=judges), rows)
+    markdown = to_markdown(rows, digits, caption)
     write_text(args.out_dir / "methods.md", markdown)
+    write_text(args.out_dir / "methods.html", to_html("Methods: one row per model", rows, digits, caption))
     write_json(args.out_dir / "methods.json", rows)
     compute = compute_rows(args.models, args.models_dir)
     write_text(args.out_dir / "compute.csv", pd.DataFrame(compute).to_csv(index=False))
-    write_text(args.out_dir / "compute.md", to_markdown(compute, {"Train wall time (s)": 1, "Device-hours": 4},
-                                                        "- Measured wall time of each training job (varies run to run)."))
+    compute_digits, compute_caption = {"Train wall time (s)": 1, "Device-hours": 4}, \
+        "- Measured wall time of each training job (varies run to run)."
+    write_text(args.out_dir / "compute.md", to_markdown(compute, compute_digits, compute_caption))
+    write_text(args.out_dir / "compute.html", to_html("Compute: each training job", compute, compute_digits,
+                                                      compute_caption))
     for table, title in PAPER_TABLES.items():
         table_rows, table_digits = paper_table(table, rows, columns, papers)
         world = " (micro world: the same shapes filled with micro-world metrics)" if args.micro_world else ""
+        table_caption = with_notes(captions(evals, columns, papers, table, judges), table_rows)
         write_text(args.out_dir / f"{table}.md", f"{title}{world}.\n\n" + to_markdown(table_rows, table_digits,
-                                                                         captions(evals, columns, papers, table, judges)))
+                                                                                      table_caption))
+        write_text(args.out_dir / f"{table}.html", to_html(f"{title}{world}", table_rows, table_digits, table_caption))
         write_text(args.out_dir / f"{table}.csv", pd.DataFrame(table_rows).to_csv(index=False))
     log.info("wrote %s\n%s", args.out_dir / "methods.md", markdown)
 

@@ -11,12 +11,14 @@ step). Writes ``table6.{md,csv}``, ``length_analysis.{md,json}``, ``overoptimisa
 from __future__ import annotations
 
 import argparse
+import html
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from evals.aggregate import MARK, degenerate, judge_line, to_html, to_markdown, with_notes
 from pipeline.cli import entry_point
 from pipeline.io import InputError, read_json, read_jsonl, write_json, write_text
 from pipeline.logs import get_logger
@@ -32,7 +34,11 @@ def model_summary(results: Path, model: str) -> dict:
            "length_penalty": read_provenance(results / "models" / model)["config"].get("length_penalty"),
            "mean_length": alpaca["mean_length"]["value"], "win_rate": alpaca["win_rate"]["value"],
            "lc_win_rate": alpaca.get("lc_win_rate", {}).get("value"),
+           "lc_degenerate": degenerate(alpaca.get("lc_win_rate")),
            "gold_reward": alpaca.get("gold_reward", {}).get("value")}
+    mt_bench = results / "scores" / model / "mt_bench.json"
+    if mt_bench.is_file():
+        row["mt_bench"] = read_json(mt_bench, schema="score")["metrics"]["overall"]["value"]
     board = results / "scores" / "leaderboard" / "arena_hard.json"
     if board.is_file():
         row["arena_hard"] = read_json(board, schema="leaderboard")["models"].get(model, {}).get("score", {}).get("value")
@@ -51,8 +57,11 @@ def table6(models: pd.DataFrame, published: list[dict] | None = None) -> pd.Data
     in characters ("Len. (chars)"); the paper does not state its unit, so its "Len." is never differenced."""
     rows = models[(models["module"] == "iterative_dpo") | (models["model"] == "sft")].copy()
     rows["length_penalty"] = rows["length_penalty"].map(lambda v: "-" if v is None or pd.isna(v) else v)
-    names = {"model": "Model", "length_penalty": "Len. Pen.", "lc_win_rate": "LC Alp.", "arena_hard": "Arena-H.",
-             "mean_length": "Len. (chars)", "gold_reward": "Gold reward"}
+    names = {"model": "Model", "length_penalty": "Len. Pen.", "lc_win_rate": "LC Alp.", "win_rate": "WR Alp.",
+             "mt_bench": "MT-Bench", "arena_hard": "Arena-H.", "mean_length": "Len. (chars)",
+             "gold_reward": "Gold reward", "lc_degenerate": "LC Alp." + MARK}
+    if "lc_degenerate" in rows and rows["lc_degenerate"].isna().all():
+        rows = rows.drop(columns="lc_degenerate")  # the mark column only where a cell is marked
     keep = [c for c in names if c in rows] + [c for c in rows if c.startswith("micro_") or c in ACADEMIC_TITLES]
     ours = rows[keep].rename(columns={**names, **ACADEMIC_TITLES})
     if not published:
@@ -79,8 +88,6 @@ def table6_caption(results: Path, models: list[str], names: list[str]) -> str:
     published rows when a named paper's judge was another (as every table caption of evals/aggregate.py)."""
     import yaml
 
-    from evals.aggregate import judge_line
-
     folder = Path(__file__).resolve().parent / "published"
     papers = {n: yaml.safe_load((folder / f"{n}.yaml").read_text(encoding="utf-8")) for n in names}
     lines = []
@@ -106,6 +113,7 @@ def published_table6(names: list[str]) -> list[dict]:
     return rows
 
 
+TABLE6_DIGITS = {"Len. Pen.": 3, "Gold reward": 3, "MT-Bench": 2}  # the rest with 1 decimal
 ACADEMIC_TITLES = {"gsm8k": "GSM-8K", "mmlu": "MMLU", "humaneval": "HumanEval", "truthfulqa_mc2": "TruthfulQA",
                    "arc_challenge": "ARC", "mbpp": "MBPP"}
 
@@ -301,7 +309,7 @@ def plot_overoptimisation(points: pd.DataFrame, out_dir: Path) -> Path | None:
 def report(summary: dict, t6: pd.DataFrame, iterations: pd.DataFrame, points: pd.DataFrame | None = None) -> str:
     lines = ["# Length-bias analysis", "",
              "## Table 6: length penalty (r - λ·len) ablation, shape of the RLHF Workflow report's Table 6", "",
-             t6.to_markdown(index=False, floatfmt=".3g"), ""]
+             to_markdown(t6.to_dict(orient="records"), TABLE6_DIGITS), ""]
     if not iterations.empty:
         lines += ["## Iterative DPO: length per iteration (sampled answers; chosen vs rejected of the pairs)", "",
                   iterations.to_markdown(index=False, floatfmt=".3g"), ""]
@@ -352,10 +360,16 @@ def main(argv: list[str] | None = None) -> None:
                "reward_model": reward_length_correlation(args.results, models), "across_models": across_models(models)}
     write_text(args.out_dir / "table6.csv", t6.to_csv(index=False))
     caption = table6_caption(args.results, args.models, args.published)
-    write_text(args.out_dir / "table6.md", t6.to_markdown(index=False, floatfmt=".3g") + "\n"
-               + (f"\n{caption}\n" if caption else ""))
+    records = t6.to_dict(orient="records")
+    caption = with_notes(caption, records)  # a marked (†) LC cell: why it is not a measurement
+    write_text(args.out_dir / "table6.md", to_markdown(records, TABLE6_DIGITS, caption))
+    write_text(args.out_dir / "table6.html", to_html("Table 6: length-penalty ablation (one row per λ)", records,
+                                                     TABLE6_DIGITS, caption))
     write_json(args.out_dir / "length_analysis.json", summary)
-    write_text(args.out_dir / "length_analysis.md", report(summary, t6, iterations, points))
+    analysis = report(summary, t6, iterations, points)
+    write_text(args.out_dir / "length_analysis.md", analysis)
+    write_text(args.out_dir / "length_analysis.html", "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+               f"<title>Length-bias analysis</title></head><body><pre>{html.escape(analysis)}</pre></body></html>\n")
     write_text(args.out_dir / "overoptimisation.csv", points.to_csv(index=False))
     for path in [*plot(models, iterations, args.out_dir), plot_overoptimisation(points, args.out_dir)]:
         if path is None:

@@ -40,7 +40,7 @@ def build(ctx: TrainContext) -> InferenceRule:
         raise InputError(str(err)) from None
     if isinstance(ctx.block["n"], list):
         raise InputError(f"methods.{ctx.method}.n: a list reaches a single model; the workflow expands a sweep "
-                         f"into one model per n (pipeline.config.expand_methods)")
+                         f"into one model per n (pipeline.config.expand_sweeps)")
     settings = {"n": int(ctx.block["n"]), "sampling": {"top_p": 1.0, **ctx.block["sampling"]},
                 "reward_batch_size": int(ctx.block.get("reward_batch_size", 64)), "seed": ctx.seed}
     return InferenceRule(wrapper="methods.best_of_n:BestOfN", settings=settings)

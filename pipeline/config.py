@@ -41,6 +41,7 @@ def check_config(config: dict[str, Any], source: str = "config",
             error = sorted(error.context, key=lambda e: -len(e.path))[0]
         raise ConfigError(f"{source}: key {_key(error.absolute_path)}: {error.message}")
     _check_references(config, source)
+    expand_sweeps(config["methods"])  # a swept model's name must not be another block's
     for check in plugin_checks:
         check(config, source)
 
@@ -132,29 +133,38 @@ def check_api_keys(config: dict, environ: Mapping[str, str] = os.environ) -> Non
             raise ConfigError(f"environment variable {name} (judges' api_key_env) is empty; expected the API key")
 
 
-def models(config: dict) -> list[str]:
-    """Every model that lands in the tables: the SFT checkpoint, then each configured method (sweeps expanded)."""
-    return ["sft", *expand_methods(config["methods"])]
+# Method block keys that may hold a list (a sweep): one model per value, named ``<method>_<prefix><value>``: the
+# length-penalty ablation's λ (iterative_dpo_concise_l0.03) and best-of-n's n (best_of_n_4).
+SWEEPS = {"length_penalty": "l", "n": ""}
 
 
-def expand_methods(methods: Mapping[str, dict]) -> dict[str, dict]:
-    """A method block whose top-level key holds a list (the schema allows one where a sweep makes sense: best-of-n's
-    `n: [1, 4, 8]`) is one model per value, named ``<name>_<value>`` with that key set to the value; blocks
-    without a list are kept as they are. Applied once to config["methods"] by workflow/rules/common.smk."""
+def sweep_name(method: str, key: str, value: float) -> str:
+    """The one place a swept model's name is made: ``iterative_dpo_concise`` with ``length_penalty: 0.03`` ->
+    ``iterative_dpo_concise_l0.03``."""
+    return f"{method}_{SWEEPS[key]}{value:g}"
+
+
+def expand_sweeps(methods: Mapping[str, dict]) -> dict[str, dict]:
+    """The ``methods:`` block with every swept key expanded into one block (and one model) per value, in the
+    list's order, each holding its scalar value; blocks without a list stay as they are (so this is idempotent)."""
     out: dict[str, dict] = {}
     for name, block in methods.items():
-        swept = [key for key, value in block.items() if isinstance(value, list)]
+        swept = [key for key in SWEEPS if isinstance(block.get(key), list)]
         if len(swept) > 1:
-            raise ConfigError(f"key methods.{name}: sweeps over {swept}; expected at most one list-valued key")
-        if not swept:
-            out[name] = block
-            continue
-        for value in block[swept[0]]:
-            variant = f"{name}_{value}"
-            if variant in methods or variant in out:
-                raise ConfigError(f"key methods.{name}.{swept[0]}: the sweep's model {variant!r} is given twice")
-            out[variant] = {**block, swept[0]: value}
+            raise ConfigError(f"config key methods.{name}: sweeps over one key at a time, got lists for {swept}")
+        variants = {name: block} if not swept else {
+            sweep_name(name, swept[0], value): {**block, swept[0]: value} for value in block[swept[0]]}
+        for variant, variant_block in variants.items():
+            if variant in out or (variant != name and variant in methods):
+                raise ConfigError(f"config key methods.{name}.{swept[0] if swept else ''}: model name {variant!r} "
+                                  f"is already taken by another method block")
+            out[variant] = variant_block
     return out
+
+
+def models(config: dict) -> list[str]:
+    """Every model that lands in the tables: the SFT checkpoint, then each configured method (sweeps expanded)."""
+    return ["sft", *expand_sweeps(config["methods"])]
 
 
 def api_key_variables(config: dict) -> list[str]:

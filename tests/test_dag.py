@@ -3,7 +3,6 @@
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +14,13 @@ import yaml
 from pipeline.config import models
 from pipeline.io import read_json, read_jsonl
 from pipeline.provenance import read_provenance
+from tests.smoke_study import SMOKE_STUDY
 from world.tasks import is_correct
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "config").glob("*.yaml"))
-STUDY = "pytest_smoke"
+STUDY = SMOKE_STUDY
 
 
 def snakemake(*args, check=True, env=None):
@@ -93,13 +93,7 @@ def test_bad_config_key_stops_before_any_job():
     assert "key (top level): Additional properties are not allowed ('bogus_key' was unexpected)" in proc.stdout + proc.stderr
 
 
-@pytest.fixture(scope="module")
-def smoke():
-    results = ROOT / "results" / STUDY
-    shutil.rmtree(results, ignore_errors=True)
-    snakemake("--cores", "2", "--configfile", "config/smoke.yaml", "--config", f"study={STUDY}")
-    yield results
-    shutil.rmtree(results, ignore_errors=True)
+# `smoke` (tests/conftest.py): the smoke study, run once per session and shared with tests/test_report.py.
 
 
 # Arena-Hard-Auto's label_to_score (show_result.py), written out again: the model is B in game 1, A in game 2.
@@ -208,4 +202,4 @@ def test_length_analysis_is_computed_from_iteration_and_score_files(smoke):
     lengths = [len(c) for row in samples for c in row["completions"]]
     assert rm["pearson_reward_length"] == pytest.approx(np.corrcoef(rewards, lengths)[0, 1])
     table6 = (smoke / "tables" / "table6.md").read_text()
-    assert "iterative_dpo_concise" in table6 and "Len. Pen." in table6
+    assert "iterative_dpo_concise_l0.03" in table6 and "Len. Pen." in table6

@@ -128,6 +128,9 @@ class AlpacaEval(ChatSuite):
             log.info("%s/%s: %d warnings from the LC fits (%s)", self.name, model, len(caught),
                      sorted({type(w.message).__name__ for w in caught}))
         lengths = pd.Series([len(r["output"]) for r in rows], dtype=float)
+        # every coefficient shrunk to zero: the LC win rate is the fit's 50 % prior, not a measurement
+        zero_fit = {"degenerate": f"the {glm} fit shrank every coefficient to zero, so LC is 50 by construction"} \
+            if not any(lc["glm_weights"].values()) else {}
         metrics = {
             "win_rate": metric(lc["win_rate"], lc["standard_error"], lc["n_total"], n_wins=lc["n_wins"],
                                n_draws=lc["n_draws"], n_unparsable=lc["n_unparsable"]),
@@ -140,7 +143,7 @@ class AlpacaEval(ChatSuite):
             "lc_win_rate": metric(lc["length_controlled_winrate"], lc.get("lc_bootstrap_standard_error"),
                                   lc["n_total"], glm=glm, glm_weights=lc["glm_weights"],
                                   glm_C=lc["glm_C"] if lc["glm_C"] == lc["glm_C"] else None,
-                                  n_bootstrap=settings.get("lc_bootstrap", DEFAULT_LC_BOOTSTRAP)),
+                                  n_bootstrap=settings.get("lc_bootstrap", DEFAULT_LC_BOOTSTRAP), **zero_fit),
             "mean_length": metric(lengths.mean(), lengths.sem() if len(lengths) > 1 else None, len(lengths)),
         }
         gold = items_of_suite(read_items(data.get(GOLD)), self.name)

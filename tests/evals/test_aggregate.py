@@ -188,3 +188,54 @@ def test_table6_prints_the_published_rows_and_our_difference():
     assert t6.loc["Δ iterative_dpo − Ours", "LC Alp."] == pytest.approx(33.0 - 37.2)
     assert t6.loc["Δ iterative_dpo_concise − Ours-concise", "Arena-H."] == pytest.approx(20.0 - 22.1)
     assert pd.isna(t6.loc["Δ iterative_dpo − Ours", "Len."]) and t6.loc["iterative_dpo", "Len. (chars)"] == 1500.0
+
+
+def test_degenerate_cells_are_marked_and_the_caption_says_why(tmp_path):
+    """Guards against a silent degenerate number: an LC fit with every coefficient zero (LC exactly 50) or a
+    suite whose judgments were all unparsable (n = 0) printed like a measurement."""
+    write_study(tmp_path)
+    path = tmp_path / "scores" / "dpo" / "alpaca_eval.json"
+    score = json.loads(path.read_text())
+    score["metrics"]["lc_win_rate"] = m(50.0, 0.0, degenerate="the fit shrank every coefficient to zero")
+    write_json(path, score, schema="score")
+    path = tmp_path / "scores" / "sft" / "mt_bench.json"
+    score = json.loads(path.read_text())
+    score["metrics"]["turn_2"] = m(0.0, None, n=0)
+    write_json(path, score, schema="score")
+    tables = run(tmp_path)
+    markdown = (tables / "methods.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in markdown.splitlines() if line.startswith("| ")}
+    assert "50.0 ± 0.0 †" in rows["dpo"] and rows["dpo"].count("†") == 1
+    assert "| 0.00 †" in rows["sft"] and rows["sft"].count("†") == 1
+    assert "- † dpo, AlpacaEval LC (%): the fit shrank every coefficient to zero" in markdown
+    assert "- † sft, MT-Bench T2: computed from no usable item (every judgment unparsable or missing)" in markdown
+    assert "50.0 ± 0.0 †" in (tables / "table4.md").read_text()
+    assert "50.0 ± 0.0 †" in (tables / "methods.html").read_text()
+    csv = pd.read_csv(tables / "methods.csv").set_index("Model")
+    assert csv.loc["dpo", "AlpacaEval LC (%) degenerate"] == "the fit shrank every coefficient to zero"
+
+
+def test_table6_has_one_row_per_lambda_with_every_suite_and_the_length():
+    """The λ sweep's Table 6: one row per swept model with its λ, AlpacaEval WR and LC, MT-Bench, Arena-Hard, the
+    academic tasks, gold reward and mean length; a degenerate LC cell is marked (not printed as 50.0 silently)."""
+    from evals.aggregate import to_markdown, with_notes
+    from evals.length_analysis import TABLE6_DIGITS, table6
+
+    def row(model, lam, lc, degenerate=None):
+        return {"model": model, "module": "iterative_dpo" if lam is not None else "sft", "length_penalty": lam,
+                "mean_length": 100.0 - 1000 * (lam or 0), "win_rate": 30.0 - 100 * (lam or 0), "lc_win_rate": lc,
+                "lc_degenerate": degenerate, "mt_bench": 5.0, "arena_hard": 20.0, "gold_reward": 0.4, "gsm8k": 70.0}
+
+    models = pd.DataFrame([row("sft", None, 40.0), row("dpo", None, 41.0) | {"module": "dpo"},
+                           row("iterative_dpo", 0.0, 42.0), row("iterative_dpo_concise_l0.01", 0.01, 43.0),
+                           row("iterative_dpo_concise_l0.03", 0.03, 50.0, "the fit shrank every coefficient to zero")])
+    t6 = table6(models)
+    assert list(t6["Model"]) == ["sft", "iterative_dpo", "iterative_dpo_concise_l0.01", "iterative_dpo_concise_l0.03"]
+    assert list(t6["Len. Pen."]) == ["-", 0.0, 0.01, 0.03]
+    assert {"LC Alp.", "WR Alp.", "MT-Bench", "Arena-H.", "GSM-8K", "Gold reward", "Len. (chars)"} <= set(t6.columns)
+    assert t6.set_index("Model").loc["iterative_dpo_concise_l0.01", "Len. (chars)"] == 90.0
+    records = t6.to_dict(orient="records")
+    markdown = to_markdown(records, TABLE6_DIGITS, with_notes("", records))
+    assert "| 50.0 †" in markdown and markdown.count("†") == 2
+    assert "- † iterative_dpo_concise_l0.03, LC Alp.: the fit shrank every coefficient to zero" in markdown
+    assert "LC Alp. degenerate" not in table6(models.assign(lc_degenerate=None)).columns

@@ -500,3 +500,26 @@ def test_oracle_logprobs_give_its_own_probability() -> None:
     assert 0.05 < p_first < 0.95
     assert ae.logprob_preference(response.top_logprobs, swapped=False) == pytest.approx(2 - p_first, abs=1e-12)
     assert ae.logprob_preference(response.top_logprobs, swapped=True) == pytest.approx(1 + p_first, abs=1e-12)
+
+
+def test_zero_lc_fit_is_recorded_as_degenerate_in_the_score_file(tmp_path) -> None:
+    """Guards against LC = 50.0 printed as a measurement: 30 judgments with no length signal make the L1 fit
+    shrink every coefficient to zero; the suite's score file says so (``degenerate``) for the tables to mark."""
+    from evals.registry import get_suite
+    from pipeline.io import write_json, write_jsonl
+
+    frame = synthetic_annotations(30, 0, len_noise=100)
+    rows = [{"instruction": r.instruction, "output_1": r.output_1, "generator_1": "baseline", "output_2": r.output_2,
+             "generator_2": "model", "preference": r.preference, "judge": "oracle", "raw_completion": "m",
+             "prompt_hash": "h", "latency_s": 0.0, "cache_hit": False, "is_switched_outputs": False}
+            for r in frame.itertuples()]
+    write_jsonl(tmp_path / "judgments.jsonl", rows)
+    write_json(tmp_path / "alpaca_eval.json", [{"instruction": r["instruction"], "output": r["output_2"],
+                                                "generator": "model"} for r in rows])
+    suite = get_suite("alpaca_eval")
+    score = suite.score("model", tmp_path / "alpaca_eval.json", tmp_path / "judgments.jsonl", {},
+                        {"judge": "oracle", "lc_bootstrap": 0}, None)
+    lc = score["metrics"]["lc_win_rate"]
+    assert lc["value"] == 50.0 and not any(lc["glm_weights"].values())
+    assert "shrank every coefficient to zero" in lc["degenerate"]
+    assert "degenerate" not in score["metrics"]["win_rate"]

@@ -68,15 +68,15 @@ def test_a_list_of_n_is_one_model_per_n():
     configured name."""
     import pytest
 
-    from pipeline.config import ConfigError, expand_methods, models
+    from pipeline.config import ConfigError, expand_sweeps, models
 
     methods = {"dpo": {"module": "dpo"}, "best_of_n": {"module": "best_of_n", "n": [1, 4, 8], "sampling": {}}}
-    expanded = expand_methods(methods)
+    expanded = expand_sweeps(methods)
     assert list(expanded) == ["dpo", "best_of_n_1", "best_of_n_4", "best_of_n_8"]
     assert expanded["best_of_n_4"]["n"] == 4 and expanded["dpo"] is methods["dpo"]
     assert models({"methods": methods}) == ["sft", *expanded]
-    with pytest.raises(ConfigError, match=r"methods\.best_of_n\.n: the sweep's model 'best_of_n_4' is given twice"):
-        expand_methods({**methods, "best_of_n_4": {"module": "best_of_n", "n": 2}})
+    with pytest.raises(ConfigError, match=r"methods\.best_of_n\.n: model name 'best_of_n_4' is already taken"):
+        expand_sweeps({**methods, "best_of_n_4": {"module": "best_of_n", "n": 2}})
 
 
 def test_config_errors_name_the_key():

@@ -11,7 +11,7 @@ import yaml
 
 from methods.registry import check_method_blocks
 from evals.registry import check_suite_blocks
-from pipeline.config import ConfigError, check_config
+from pipeline.config import ConfigError, check_config, expand_sweeps, models
 from pipeline.io import InputError, read_jsonl, write_jsonl
 from tests.study_configs import study_configs
 
@@ -197,3 +197,24 @@ def test_key_is_never_sent_in_clear_text_or_to_another_host():
         config = copy.deepcopy(DEFAULT)
         judge(**ok)(config)
         check_config(config)
+
+
+def test_length_penalty_list_is_one_model_per_value():
+    """The λ sweep: `length_penalty: [0.0, 0.01, 0.03]` on an iterative block is three models, each with its own
+    scalar λ (so each trains, is judged and gets its Table 6 row); guards against a list reaching a trainer or a
+    sweep that silently replaces another method of the same name."""
+    config = copy.deepcopy(DEFAULT)
+    config["methods"]["iterative_dpo_concise"]["length_penalty"] = [0.0, 0.01, 0.03]
+    check_config(config, plugin_checks=[check_method_blocks])
+    swept = ["iterative_dpo_concise_l0", "iterative_dpo_concise_l0.01", "iterative_dpo_concise_l0.03"]
+    assert [m for m in models(config) if m.startswith("iterative_dpo_concise")] == swept
+    blocks = expand_sweeps(config["methods"])
+    assert [blocks[m]["length_penalty"] for m in swept] == [0.0, 0.01, 0.03]
+    assert blocks["iterative_dpo_concise_l0.01"]["trainer"] == config["methods"]["iterative_dpo_concise"]["trainer"]
+    assert expand_sweeps(blocks) == blocks and "iterative_dpo" in blocks
+    refused(lambda c: c["methods"]["iterative_dpo_concise"].update(length_penalty=[0.01, -0.1]),
+            r"key methods\.iterative_dpo_concise\.length_penalty: .*not valid under any of the given schemas|"
+            r"-0\.1 is less than the minimum of 0")
+    refused(lambda c: c["methods"].update(iterative_dpo_concise_l0=c["methods"]["iterative_dpo"]) or
+            c["methods"]["iterative_dpo_concise"].update(length_penalty=[0.0, 0.03]),
+            r"methods\.iterative_dpo_concise\.length_penalty: model name 'iterative_dpo_concise_l0' is already taken")

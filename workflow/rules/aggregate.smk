@@ -11,12 +11,16 @@ rule aggregate:
         checkpoints=[checkpoint_done(m) for m in MODELS],
     output:
         md=f"{R}/tables/methods.md",
+        html=report(f"{R}/tables/methods.html", caption="../report/methods.rst", category="Tables"),
         csv=f"{R}/tables/methods.csv",
         json=f"{R}/tables/methods.json",
         compute=f"{R}/tables/compute.md",
+        compute_html=report(f"{R}/tables/compute.html", caption="../report/compute.rst", category="Tables"),
         compute_csv=f"{R}/tables/compute.csv",
         table4=f"{R}/tables/table4.md",
         table5=f"{R}/tables/table5.md",
+        table4_html=report(f"{R}/tables/table4.html", caption="../report/table4.rst", category="Tables"),
+        table5_html=report(f"{R}/tables/table5.html", caption="../report/table5.rst", category="Tables"),
         table4_csv=f"{R}/tables/table4.csv",
         table5_csv=f"{R}/tables/table5.csv",
     params:
@@ -46,10 +50,16 @@ rule length_analysis:
         checkpoints=[checkpoint_done(m) for m in MODELS],
     output:
         table6=f"{R}/tables/table6.md",
+        table6_html=report(f"{R}/tables/table6.html", caption="../report/table6.rst", category="Length bias"),
         table6_csv=f"{R}/tables/table6.csv",
         md=f"{R}/tables/length_analysis.md",
+        html=report(f"{R}/tables/length_analysis.html", caption="../report/length_analysis.rst", category="Length bias"),
         json=f"{R}/tables/length_analysis.json",
-        plot=f"{R}/tables/winrate_vs_length.png",
+        plot=report(f"{R}/tables/winrate_vs_length.png", caption="../report/winrate_vs_length.rst",
+                    category="Length bias"),
+        # written when the study has an iterative method
+        **({"iteration_plot": report(f"{R}/tables/iterative_length.png", caption="../report/iterative_length.rst",
+                                     category="Length bias")} if ITERATIVE_METHODS else {}),
     params:
         models=" ".join(MODELS),
         out_dir=f"{R}/tables",

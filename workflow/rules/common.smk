@@ -10,13 +10,15 @@
 #   functions  a stage's input functions stay beside its rules (one .smk per stage), so this file stays small.
 import json
 import os
+import re
 import sys
 
 import os
 
 from evals.registry import check_suite_blocks
 from methods.registry import check_method_blocks
-from pipeline.config import api_key_variables, check_api_keys, check_config, expand_methods, load_config_file, models
+from pipeline.config import (api_key_variables, check_api_keys, check_config, expand_sweeps,
+                             load_config_file, models)
 from pipeline.hub_data import MIRROR_ENV
 
 for _configfile in workflow.configfiles:  # Snakemake's own YAML loading keeps the last of two equal keys silently
@@ -24,7 +26,7 @@ for _configfile in workflow.configfiles:  # Snakemake's own YAML loading keeps t
 check_config(config, source="config (after --configfile/--config overrides)",
              plugin_checks=[check_method_blocks, check_suite_blocks])
 check_api_keys(config)
-config["methods"] = expand_methods(config["methods"])  # a sweep (best-of-n's `n: [1, 4, 8]`): one model per value
+config["methods"] = expand_sweeps(config["methods"])  # a sweep (a list of λ, of best-of-n's n): one model per value
 
 STUDY = config["study"]
 R = f"results/{STUDY}"
@@ -39,8 +41,8 @@ if config.get("data", {}).get("mirror") and not os.environ.get(MIRROR_ENV):
     os.environ[MIRROR_ENV] = os.path.abspath(config["data"]["mirror"])
 
 wildcard_constraints:
-    model="|".join(MODELS),
-    method="|".join(config["methods"]) or "NO_METHOD",
+    model="|".join(map(re.escape, MODELS)),
+    method="|".join(map(re.escape, config["methods"])) or "NO_METHOD",
     suite="|".join(SUITES),
 
 

@@ -1,0 +1,94 @@
+"""World calibration: what the micro world's reward model has learnt, on held-out pairs of the world's own answer
+styles (world/truth.py), split by what differs between the two answers:
+
+- ``correctness``: the same length class, one correct and one wrong (``concise`` vs ``wrong``, ``verbose`` vs
+  ``wrong_verbose``). Accuracy = the share of pairs in which the reward model scores the correct answer higher.
+- ``length only``: both correct, one concise and one verbose. Accuracy = the share in which it scores the concise
+  answer higher, as the gold reward does (it charges for every character beyond the gold answer); 1 - accuracy is
+  how often the reward model prefers length that adds nothing.
+
+The items come from a split the reward model never trained on (``--split``, default the AlpacaEval instructions),
+regenerated from the study config's ``world:`` block exactly as the data stage draws them. The reward model is a
+finished study's checkpoint (``results/<study>/models/reward_model``).
+
+    python benchmarks/world_calibration.py --config config/config.yaml               # results/<study>/ of the config
+    python benchmarks/world_calibration.py --config config/sound_labels.yaml --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIRS = {"correctness": (("concise", "wrong"), ("verbose", "wrong_verbose")), "length only": (("concise", "verbose"),)}
+
+
+def calibration_pairs(world: dict, split: str, seed: int = 0) -> dict[str, list[tuple[list[dict], str, str]]]:
+    """kind -> (prompt messages, preferred answer, other answer) for every item of ``split`` and pair of styles;
+    pairs whose two answers came out identical (a perturbation that changed nothing) are left out."""
+    from pipeline.formats import user
+    from world.data import generate_items
+    from world.truth import synthesize
+
+    items = generate_items(world)
+    if split not in items:
+        raise SystemExit(f"--split {split}: not a split of world.splits ({sorted(items)})")
+    rng = random.Random(seed)
+    pairs: dict[str, list] = {kind: [] for kind in PAIRS}
+    for item in items[split]:
+        for kind, style_pairs in PAIRS.items():
+            for good, bad in style_pairs:
+                a, b = synthesize(item.instruction, item.gold, good, rng), synthesize(item.instruction, item.gold, bad, rng)
+                if a != b:
+                    pairs[kind].append((user(item.instruction), a, b))
+    return pairs
+
+
+def calibration(world: dict, reward_model: Path, split: str) -> dict[str, dict]:
+    """kind -> {n, accuracy, stderr, mean length difference (preferred minus other, characters)}."""
+    from methods.reward_model import RewardScorer
+
+    scorer = RewardScorer(reward_model)
+    out = {}
+    for kind, pairs in calibration_pairs(world, split).items():
+        prompts = [p for p, _, _ in pairs]
+        preferred = scorer.score(prompts, [a for _, a, _ in pairs])
+        other = scorer.score(prompts, [b for _, _, b in pairs])
+        wins = [float(x > y) for x, y in zip(preferred, other)]
+        n = len(wins)
+        accuracy = sum(wins) / n
+        out[kind] = {"n": n, "accuracy": accuracy, "stderr": math.sqrt(accuracy * (1 - accuracy) / n),
+                     "mean_length_difference": sum(len(a) - len(b) for _, a, b in pairs) / n}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
+    parser.add_argument("--results", type=Path, help="the study folder (default: results/<study> of the config)")
+    parser.add_argument("--split", default="alpaca_eval", help="a world split the reward model did not train on")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    config = yaml.safe_load(args.config.read_text())
+    results = args.results or ROOT / "results" / config["study"]
+    reward_model = results / "models" / "reward_model"
+    if not (reward_model / "provenance.json").is_file():
+        raise SystemExit(f"{reward_model}: no finished reward model; run the study ({args.config}) first")
+    numbers = calibration(config["world"], reward_model, args.split)
+    print(f"Reward model {reward_model} on held-out {args.split} items (b_ann = "
+          f"{config['world']['annotator']['verbosity_bias']}):")
+    print("| pairs | n | accuracy | ± SE | mean length difference (chars) |\n|---|---|---|---|---|")
+    for kind, row in numbers.items():
+        print(f"| {kind} | {row['n']} | {row['accuracy']:.3f} | {row['stderr']:.3f} | {row['mean_length_difference']:.1f} |")
+    if args.json:
+        args.json.write_text(json.dumps(numbers, indent=1))
+
+
+if __name__ == "__main__":
+    main()
