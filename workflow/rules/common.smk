@@ -70,7 +70,7 @@ def final_targets():
     methods = [*GENERIC_METHODS, *ITERATIVE_METHODS]
     iteration_files = [f"{R}/models/{m}/iter{t}/provenance.json" for m in ITERATIVE_METHODS for t in iterations(m)]
     iteration_files += [f"{iterative_work(m, t)}/{name}" for m in ITERATIVE_METHODS for t in iterations(m)
-                        for name in ("samples.jsonl", "pairs.jsonl", "stats.json")]
+                        for name in ("samples.jsonl", "stats.json")]   # the iterative rule's outputs
     return [
         *rules.data.output,
         *[checkpoint_done(m) for m in ["base", "sft", "reward_model", *methods]],
