@@ -63,11 +63,12 @@ def test_arena_hard_games_and_mt_bench_turns_parse_with_upstream_parsers(server)
     verdicts = [ah.parse_verdict(ask(server, g.messages)[1]["choices"][0]["message"]["content"]) for g in games]
     # game 1 shows the baseline (wrong) as A, game 2 the model (right) as A: the right answer wins both orders
     assert verdicts[0] in ("B>A", "B>>A") and verdicts[1] in ("A>B", "A>>B")
-    mt_question = {"question_id": 1, "category": "math", "turns": ITEMS[2]["turns"], "reference": ITEMS[2]["golds"]}
+    mt_question = {"question_id": 1, "category": "math", "turns": ITEMS[2]["turns"]}
+    reference = {"question_id": 1, "model_id": "gpt-4", "choices": [{"index": 0, "turns": ITEMS[2]["golds"]}]}
     answer = {"question_id": 1, "model_id": "sft", "choices": [{"index": 0, "turns": ["8", "The answer is 99."]}]}
     scores = []
-    for turn in (1, 2):
-        request = mb.render_single_judge_request(mt_question, answer, turn, key=f"t{turn}")
+    for turn in (1, 2):   # the reference as FastChat reads it: a row of reference_answer/gpt-4.jsonl
+        request = mb.render_single_judge_request(mt_question, answer, turn, key=f"t{turn}", reference=reference)
         scores.append(mb.parse_rating(ask(server, request.messages)[1]["choices"][0]["message"]["content"]))
     assert scores[0] > scores[1]  # turn 1 is right ("8"), turn 2 wrong against its own gold ("18")
 
@@ -84,3 +85,25 @@ def test_http_judge_calls_are_counted_and_unknown_prompts_refused(server):
     request = ae.render_judge_request("What is 9 + 9?", "18", "17", swapped=False, key="k")
     status, body = ask(server, request.messages)
     assert status == 400 and "no gold item" in body["error"]["message"]
+
+
+def test_a_deferred_arena_hard_verdict_comes_with_v01s_second_call():
+    """Bug guarded: the rehearsal never exercising arena-hard-auto v0.1's "continue your judgment" call. A server that
+    defers every verdict answers the first call without one (v0.1's parser finds none, so follow_up asks again, as
+    upstream's gen_judgment does) and the continuation with the oracle's verdict; stats count the deferral."""
+    from evals.judges.base import JudgeResponse
+
+    question = {"uid": "h-0", "category": "hard_prompt", "prompt": "Sort these digits: 3 1 2"}
+    good = {"model": "sft", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": {"answer": "1 2 3"}}]}
+    bad = {"model": "base", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": {"answer": "3 2 1"}}]}
+    version = ah.VERSIONS["v0.1"]
+    game = ah.render_games(question, good, bad, key="g", version=version)[0]
+    with OracleServer(JUDGE, ITEMS, defer_verdict_share=1.0) as deferring:
+        first = ask(deferring, game.messages)[1]["choices"][0]["message"]["content"]
+        again = ah.follow_up(game, JudgeResponse(game.key, "gpt-4", "", first, 0.0, False), version)
+        assert again is not None and again.messages[-1]["content"] == ah.CONTINUE_MESSAGE
+        second = ask(deferring, again.messages)[1]["choices"][0]["message"]["content"]
+        stats = requests.get(deferring.base_url.replace("/v1", "/stats"), timeout=10).json()
+    assert ah.v01_get_score("\n" + first)[0] is None
+    assert ah.v01_get_score("\n" + second)[0] in ("B>A", "B>>A")   # game 1: the baseline (wrong) is A
+    assert stats["by_format"]["arena_hard_deferred"] == 1 and stats["calls"] == 2
