@@ -13,8 +13,8 @@ HF_HOME, HF_HUB_OFFLINE=1 and HF_DATASETS_OFFLINE=1 for them).
   which fills the datasets cache (<cache>/datasets) that lm-eval falls back to offline.
 
 `--mirror ROOT` (or `data.mirror`, or ALIGNMENT_BENCH_HUB_MIRROR, as pipeline/hub_data.py) reads models and datasets
-from ROOT/<owner>/<name> instead of the hub (offline test, or a site's shared copy). lm-eval task data cannot be
-served from a mirror (lm-eval reads them by hub id): in mirror mode they are listed as not fetched.
+from ROOT/<owner>/<name> instead of the hub (offline test, or a site's shared copy), lm-eval's task datasets too
+(their repositories named by lm-eval's task index), which the academic suite then reads from the cache's mirror.
 """
 
 from __future__ import annotations
@@ -117,6 +117,28 @@ def fetch_dataset(entry: dict, cache: Path, mirror: Path | None) -> str:
     return str(target)
 
 
+def lm_eval_dataset_repos(names: list[str]) -> list[tuple[str, str]]:
+    """(task, dataset repository) of lm-eval's tasks, groups expanded, from its task index (no dataset is loaded)."""
+    from lm_eval.tasks import TaskManager
+
+    index, found = TaskManager().task_index, []
+
+    def walk(task: str, name: str) -> None:
+        entry = index.get(name)
+        if entry is None or entry.cfg is None:
+            raise InputError(f"config key evals.academic.tasks: lm-eval has no task {name!r} (in {task!r})")
+        subtasks = entry.cfg.get("task")
+        if isinstance(subtasks, list):   # a group: its tasks
+            for sub in subtasks:
+                walk(task, sub if isinstance(sub, str) else sub["task"])
+        elif entry.cfg.get("dataset_path"):
+            found.append((task, entry.cfg["dataset_path"]))
+
+    for name in names:
+        walk(name, name)
+    return list(dict.fromkeys(found))
+
+
 def fetch_lm_eval_tasks(names: list[str]) -> list[dict]:
     """lm-eval's own loading of the tasks (downloads their datasets into the datasets cache); what each reads."""
     from lm_eval.tasks import TaskManager, get_task_dict
@@ -151,9 +173,11 @@ def download(config: dict, cache: Path, mirror: Path | None) -> dict:
         manifest["files"].append({**entry, "path": fetch_file(entry, cache, mirror)})
         log.info("file %s of %s (%s) -> %s", entry["file"], entry["repo"], entry["kind"], manifest["files"][-1]["path"])
     tasks = lm_eval_tasks(config)
-    if tasks and mirror is not None:
-        log.warning("lm-eval tasks %s not fetched: lm-eval reads their datasets by hub id, not from a mirror", tasks)
-        manifest["lm_eval_tasks"] = [{"task": t, "fetched": False} for t in tasks]
+    if tasks and mirror is not None:   # the tasks' dataset repositories, copied as the others (read by hub_data's
+        for task, repo in lm_eval_dataset_repos(tasks):   # mirror_workdir, where load_dataset finds owner/name)
+            path = fetch_dataset({"repo": repo, "revision": None, "files": None}, cache, mirror)
+            manifest["lm_eval_tasks"].append({"task": task, "repo": repo, "path": path, "fetched": True})
+            log.info("lm-eval task %s: dataset %s -> %s", task, repo, path)
     elif tasks:
         manifest["lm_eval_tasks"] = fetch_lm_eval_tasks(tasks)
         log.info("lm-eval tasks %s: %d datasets", tasks, len(manifest["lm_eval_tasks"]))

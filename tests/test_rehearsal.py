@@ -32,7 +32,7 @@ STUDY = "pytest_rehearsal"
 CONFIGS = ["config/rlhf_workflow.yaml", "config/overlays/rehearsal.yaml"]
 # How Snakemake runs the jobs: the Slurm profile as users type it, on the local Slurm (no accounting storage: squeue
 # for status), its GPU rules given the node's CPUs instead of GPUs (the only resources changed; sizes of the machine).
-CPU_JOB = {"gpu": 0, "mem_mb": 3000, "cpus_per_task": 2, "runtime": 30}
+CPU_JOB = {"gpu": 0, "mem_mb": 3000, "cpus_per_task": 1, "runtime": 30}
 EXECUTOR_ARGS = ["--profile", "slurm", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks",
                  "1", "--latency-wait", "5", "--local-cores", "1", "--set-resources",
                  *(f"{rule}:{key}={value}" for rule in GPU_RULES | {"data"} for key, value in CPU_JOB.items())]

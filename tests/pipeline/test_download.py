@@ -61,7 +61,11 @@ def test_download_fills_one_cache_that_offline_jobs_read(hub, tmp_path):
     make_tokenizer().save_pretrained(model_dir)
     LlamaConfig(vocab_size=100, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                 num_attention_heads=2).save_pretrained(model_dir)
-    config = {"data": small_data_block(), "base": CONFIG["base"], "evals": CONFIG["evals"]}
+    for repo in ("openai/gsm8k", "allenai/ai2_arc"):   # lm-eval's task datasets, as the mirror holds them
+        (hub / repo).mkdir(parents=True, exist_ok=True)
+        (hub / repo / "README.md").write_text("---\nconfigs: []\n---\n")
+    academic = {"tasks": [{"name": "gsm8k", "num_fewshot": 8}, {"name": "arc_challenge", "num_fewshot": 25}]}
+    config = {"data": small_data_block(), "base": CONFIG["base"], "evals": {"academic": academic}}
     cache, manifest = tmp_path / "cache", tmp_path / "manifest.json"
     proc = subprocess.run([sys.executable, "-m", "pipeline.download", "--config-json", json.dumps(config),
                            "--cache", str(cache), "--mirror", str(hub), "--out", str(manifest)],
@@ -69,7 +73,9 @@ def test_download_fills_one_cache_that_offline_jobs_read(hub, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     fetched = json.loads(manifest.read_text())
     assert len(fetched["datasets"]) == len(datasets(config)) and len(fetched["models"]) == 1
-    assert [t["fetched"] for t in fetched["lm_eval_tasks"]] == [False] * len(lm_eval_tasks(config))
+    assert [(t["task"], t["repo"]) for t in fetched["lm_eval_tasks"]] == [("gsm8k", "openai/gsm8k"),
+                                                                           ("arc_challenge", "allenai/ai2_arc")]
+    assert (cache / MIRROR_DIR / "openai/gsm8k" / "README.md").is_file()
 
     offline = clean_env(HF_HOME=str(cache), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                         ALIGNMENT_BENCH_HUB_MIRROR=str(cache / MIRROR_DIR))
