@@ -50,7 +50,7 @@ def oracle_settings() -> dict:
 OVERLAY_KEYS = {"study", "mirror", "rows", "effective_batch_size", "per_device_train_batch_size", "max_steps",
                 "max_length", "logging_steps", "num_rollout_steps", "max_new_tokens", "num_generations",
                 "max_completion_length", "use_vllm", "iterations", "samples_per_prompt", "batch_size", "backend",
-                "base_url", "lc_bootstrap", "lc_cv_splits", "bootstrap_rounds", "limit", "tasks", "cpu_processes"}
+                "base_url", "lc_bootstrap", "lc_cv_splits", "bootstrap_rounds", "limit", "tasks", "cpu_processes", "n"}
 
 
 def merged_config(paths=CONFIGS) -> dict:
