@@ -12,7 +12,9 @@
    the recomputed forward of checkpointing are not counted;
 3. the rehearsal (tests/test_rehearsal.py's study: the hub mirror, the loopback oracle judge, config/rlhf_workflow.yaml
    + config/overlays/rehearsal.yaml) through Snakemake's local executor with the GPU visible (methods.launch starts
-   one process per GPU; one GPU job at a time) and `generation.backend: vllm` where .venv-serve exists.
+   one process per GPU; --rehearsal-jobs GPU jobs at once, each vLLM server with a small memory share) and
+   `generation.backend: vllm` where .venv-serve exists. Its 113 jobs may need more than what --timeout leaves
+   after parts 1-2 (each generate job starts its own vLLM server): `--parts rehearsal` runs it alone.
 
     python benchmarks/gpu_check.py --model /path/to/Qwen2.5-0.5B --timeout 480
     python benchmarks/gpu_check.py --random-init llama-0.5b          # no download: a random ~0.5B Llama
@@ -46,6 +48,7 @@ NO_GPU = "gpu_check: no CUDA device visible (torch.cuda.is_available() is False)
 RANDOM_INIT = {"llama-0.5b": {"hidden_size": 1536, "num_hidden_layers": 20, "num_attention_heads": 12,
                               "num_key_value_heads": 4, "intermediate_size": 4096, "max_position_embeddings": 4096,
                               "tie_word_embeddings": False}}
+REHEARSAL_VLLM = {"gpu_memory_utilization": 0.08, "args": ["--enforce-eager"]}
 WORDS = ("river stone light market winter garden letter engine forest signal harbour paper clock mountain".split())
 
 
@@ -70,6 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dpo-length", type=int, default=1024, help="DPO: max_length (tokens per sequence)")
     parser.add_argument("--dpo-steps", type=int, default=6, help="DPO: timed steps")
     parser.add_argument("--dpo-warmup", type=int, default=2, help="DPO: untimed warm-up steps")
+    parser.add_argument("--rehearsal-backend", choices=["auto", "vllm", "transformers"], default="auto",
+                        help="rehearsal: generation.backend (auto: vllm where --serve-python exists)")
+    parser.add_argument("--rehearsal-jobs", type=int, default=1,
+                        help="rehearsal: GPU jobs sharing the GPU at once (default 1: vLLM's startup profiling "
+                             "aborts when another process frees GPU memory meanwhile, vllm-project/vllm#56830)")
     parser.add_argument("--serve-python", type=Path, default=ROOT / ".venv-serve" / "bin" / "python",
                         help="the serve environment's interpreter (make serve-env)")
     args = parser.parse_args(argv)
@@ -223,18 +231,23 @@ def rehearsal(args, hub: Path, gold: Path, work: Path, remaining) -> list[tuple[
     smoke = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     judge = {k: v for k, v in smoke["judges"]["oracle"].items() if k != "kind"}
     judge["gold_reward"] = smoke["world"]["gold_reward"]
-    backend = "vllm" if args.serve_python.is_file() else "transformers"
+    backend = args.rehearsal_backend
+    if backend == "auto":
+        backend = "vllm" if args.serve_python.is_file() else "transformers"
     results = ROOT / "results" / STUDY
     with OracleServer(judge, read_jsonl(gold, schema="item"), defer_verdict_share=DEFER_VERDICT_SHARE) as server:
         local = work / "local.yaml"
         local.write_text(yaml.safe_dump({
             "study": STUDY, "data": {"mirror": str(hub)},
             "judges": {name: {"base_url": server.base_url} for name in ("gpt4_turbo", "gpt4")},
-            "generation": {"backend": backend, "vllm": {"python": str(args.serve_python)}}}))
+            # each generate job starts its own vLLM server on a tiny model: a small share of the GPU's memory (room
+            # for --rehearsal-jobs > 1) and no graph capture (startup dominates at this size)
+            "generation": {"backend": backend, "vllm": {"python": str(args.serve_python), **REHEARSAL_VLLM}}}))
         env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", MIRROR_ENV)}
         env.update(HF_HOME=str(work / "hf_home"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                    TOKENIZERS_PARALLELISM="false")
-        cmd = [sys.executable, "-m", "snakemake", "--cores", "all", "--resources", "gpu=1", "--forceall",
+        cmd = [sys.executable, "-m", "snakemake", "--cores", "all", "--resources", f"gpu={args.rehearsal_jobs}",
+               "--forceall",
                "--configfile", *CONFIGS, str(local), "--set-resources", *(f"{r}:gpu=1" for r in gpu_rules())]
         print("rehearsal:", " ".join(cmd), flush=True)
         started = time.perf_counter()
