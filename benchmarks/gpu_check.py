@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import yaml
@@ -281,7 +282,8 @@ def run_part(name: str, fn, remaining, summary: list) -> None:
         summary.extend(fn())
     except PartTimeout:
         summary.append((name, "TIMED OUT (--timeout)"))
-    except Exception as err:   # a measurement: report it and go on to the next part
+    except Exception as err:   # a measurement: report it (traceback above the summary) and go on to the next part
+        traceback.print_exc()
         summary.append((name, f"FAILED: {type(err).__name__}: {str(err)[:300]}"))
     finally:
         signal.alarm(0)
