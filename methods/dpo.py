@@ -25,8 +25,9 @@ def check_loss_type(block: dict, where: str) -> None:
 
 
 def train_dpo(method: str, block: dict, *, policy: Path, reference: Path, prefs: Path, out_dir: Path,
-              seed: int) -> TrainResult:
-    """DPOTrainer from `policy` against the frozen `reference` on a prompt/chosen/rejected JSONL file."""
+              seed: int, callbacks: list | None = None) -> TrainResult:
+    """DPOTrainer from `policy` against the frozen `reference` on a prompt/chosen/rejected JSONL file; `callbacks`:
+    extra transformers TrainerCallbacks (benchmarks/gpu_check.py times the steps)."""
     from trl import DPOConfig, DPOTrainer
 
     from methods.common import (device_plan, load_dataset_file, load_policy, train_resuming, trainer_tokens_seen,
@@ -44,7 +45,7 @@ def train_dpo(method: str, block: dict, *, policy: Path, reference: Path, prefs:
                       where=f"methods.{method}.trainer")
     pairs = load_dataset_file(prefs, "preference_row").select_columns(["prompt", "chosen", "rejected"])
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=pairs,
-                         processing_class=tokenizer)
+                         processing_class=tokenizer, callbacks=callbacks)
     train_resuming(trainer)
     return TrainResult(trainer.model, tokenizer, trainer_tokens_seen(trainer), plan,
                        metrics={"train_log": trainer.state.log_history})
