@@ -234,6 +234,11 @@ def kendall_tau(a: pd.Series, b: pd.Series) -> float:
     return float(kendalltau(a, b).statistic)
 
 
+def _finite(value: float) -> float | None:
+    """None where a correlation is undefined (a constant column, e.g. every LC exactly 50 from degenerate fits)."""
+    return float(value) if np.isfinite(value) else None
+
+
 def across_models(models: pd.DataFrame) -> dict:
     """How raw and LC win rates move with mean length across models, and (micro world) agreement with gold."""
     out = {"n_models": len(models)}
@@ -241,10 +246,10 @@ def across_models(models: pd.DataFrame) -> dict:
         return out
     for metric in ("win_rate", "lc_win_rate"):
         if models[metric].notna().all():
-            out[f"pearson_{metric}_length"] = float(np.corrcoef(models[metric], models["mean_length"])[0, 1])
+            out[f"pearson_{metric}_length"] = _finite(np.corrcoef(models[metric], models["mean_length"])[0, 1])
             out[f"slope_{metric}_per_10_chars"] = float(np.polyfit(models["mean_length"], models[metric], 1)[0] * 10)
             if models["gold_reward"].notna().all():
-                out[f"kendall_tau_{metric}_vs_gold_reward"] = kendall_tau(models[metric], models["gold_reward"])
+                out[f"kendall_tau_{metric}_vs_gold_reward"] = _finite(kendall_tau(models[metric], models["gold_reward"]))
     return out
 
 
@@ -334,7 +339,8 @@ def report(summary: dict, t6: pd.DataFrame, iterations: pd.DataFrame, points: pd
         for metric, label in (("win_rate", "raw win rate"), ("lc_win_rate", "LC win rate")):
             if f"pearson_{metric}_length" in am:
                 tau = am.get(f"kendall_tau_{metric}_vs_gold_reward")
-                lines.append(f"| {label} | {am[f'pearson_{metric}_length']:.3f} | {am[f'slope_{metric}_per_10_chars']:.2f} | "
+                r = am[f"pearson_{metric}_length"]
+                lines.append(f"| {label} | {'undefined' if r is None else f'{r:.3f}'} | {am[f'slope_{metric}_per_10_chars']:.2f} | "
                              f"{'' if tau is None else f'{tau:.3f}'} |")
         lines.append("")
     return "\n".join(lines)
@@ -355,7 +361,9 @@ def main(argv: list[str] | None = None) -> None:
     t6 = table6(models, published_table6(args.published))
     points = overoptimisation(args.results, models,
                               json.loads(args.gold_reward_json) if args.gold_reward_json else None)
-    summary = {"models": models.to_dict(orient="records"), "iterations": iterations.to_dict(orient="records"),
+    # a column mixing None and numbers (length_penalty: only iterative models have one) reads back as NaN: null in JSON
+    summary = {"models": models.astype(object).where(models.notna(), None).to_dict(orient="records"),
+               "iterations": iterations.to_dict(orient="records"),
                "overoptimisation": json.loads(points.to_json(orient="records")),
                "reward_model": reward_length_correlation(args.results, models), "across_models": across_models(models)}
     write_text(args.out_dir / "table6.csv", t6.to_csv(index=False))
