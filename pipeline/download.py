@@ -2,7 +2,7 @@
 asset the study needs goes into one cache, which compute jobs then read offline (workflow/rules/download.smk sets
 HF_HOME, HF_HUB_OFFLINE=1 and HF_DATASETS_OFFLINE=1 for them).
 
-    python -m pipeline.download --config-json '{"data": ..., "base": ..., "evals": ...}' --cache ~/.cache/huggingface \\
+    python -m pipeline.download --config-json '{"data": ..., "base": ..., "reward_model": ..., "evals": ...}' --cache ~/.cache/huggingface \\
         [--mirror /path/to/root] --out results/<study>/download.json
 
 - models (`base.hub_id`, `reward_model.init.hub_id`), the datasets of `data:` (SFT, preferences, prompts, and the
@@ -186,7 +186,7 @@ def download(config: dict, cache: Path, mirror: Path | None) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-json", required=True, help="the study config (its data, base and evals blocks)")
+    parser.add_argument("--config-json", required=True, help="the study config (its data, base, reward_model and evals blocks)")
     parser.add_argument("--cache", type=Path, required=True, help="the cache compute jobs read (their HF_HOME)")
     parser.add_argument("--mirror", type=Path, help="read from this local mirror root instead of the hub")
     parser.add_argument("--out", type=Path, required=True, help="the manifest of what was fetched (JSON)")

@@ -24,7 +24,7 @@ if "data" in config:
         output:
             f"{R}/download.json",
         params:
-            config=as_json({key: config[key] for key in ("data", "base", "evals")}),
+            config=as_json({key: config[key] for key in ("data", "base", "reward_model", "evals")}),
             cache=HUB_CACHE,
             mirror=f"--mirror {SOURCE_MIRROR}" if SOURCE_MIRROR else "",
         localrule: True
