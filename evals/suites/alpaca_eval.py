@@ -54,7 +54,7 @@ class AlpacaEval(ChatSuite):
         ]
 
     def score_inputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
-        return (GAMED,) if _needs_gamed(settings) else ()
+        return (GAMED, BASELINE) if _needs_gamed(settings) else ()   # difficulty by the baseline's instruction order
 
     def caption(self, settings: Mapping[str, Any]) -> str:
         glm = settings.get("lc_glm", DEFAULT_LC_GLM)
