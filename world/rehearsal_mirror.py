@@ -128,16 +128,17 @@ def gamed_csv(items: list[Item], baseline: list[dict], world: dict, rng: random.
 
     gold_reward, annotator = GoldReward(**world["gold_reward"]), BiasedPreference(**world["annotator"])
     golds = {it.instruction: it.gold for it in items}
-    rows = []
-    for index, row in enumerate(baseline):
-        gold, difficulty = golds[row["instruction"]], rng.gauss(0.0, 1.0)
-        for model, style in zip(GAMED_MODELS, ("verbose", "concise")):
+    difficulty = [rng.gauss(0.0, 1.0) for _ in baseline]
+    rows = []   # model-major, as upstream's file: the first model's rows are labelled 0..n-1 (the difficulty lookup)
+    for model, style in zip(GAMED_MODELS, ("verbose", "concise")):
+        for index, row in enumerate(baseline):
+            gold = golds[row["instruction"]]
             output = synthesize(row["instruction"], gold, style, rng)
             p_wins = annotator.probability(gold_reward(output, gold), gold_reward(row["output"], gold), len(output),
                                            len(row["output"]))
             rows.append({"model": model, "index": index, "preference": round(p_wins, 6),
                          "delta_len": len(output) - len(row["output"]), "not_gamed_baseline": False,
-                         "instruction_difficulty": round(difficulty, 6)})
+                         "instruction_difficulty": round(difficulty[index], 6)})
     frame = pd.DataFrame(rows)
     frame["std_delta_len"] = frame["delta_len"] / (frame["delta_len"].std() or 1.0)
     return frame.drop(columns=["delta_len"]).to_csv(index=False)
