@@ -47,13 +47,17 @@ def expected_jobs(config: dict) -> dict[str, int]:
     """How many jobs of each rule a config must give, derived from the config and the registries alone."""
     from evals.registry import get_suite
     from methods.registry import get_method
+    from pipeline.config import expand_sweeps
 
-    methods = config["methods"]
-    iterative = [m for m, b in methods.items() if get_method(b.get("module", m)).family == "iterative"]
+    methods = expand_sweeps(config["methods"])   # a list of λ or of best-of-n's n: one model per value
+    family = {m: get_method(b.get("module", m)).family for m, b in methods.items()}
+    iterative = [m for m in methods if family[m] == "iterative"]
+    inference = [m for m in methods if family[m] == "inference"]
     models = 1 + len(methods)
     suites = [get_suite(name) for name in config["evals"]]
     judged = sum(s.is_judged for s in suites)
-    return {"data": 1, "base": 1, "sft": 1, "reward_model": 1, "train": len(methods) - len(iterative),
+    return {"download": int("data" in config), "data": 1, "base": 1, "sft": 1, "reward_model": 1,
+            "train": len(methods) - len(iterative) - len(inference), "inference_rule": len(inference),
             "iterative_iteration": sum(methods[m]["iterations"] for m in iterative), "iterative_final": len(iterative),
             "generate": models, "judge": models * judged, "score": models * judged,
             "score_harness": models * (len(suites) - judged), "leaderboard": sum(s.has_leaderboard for s in suites),
