@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlparse
@@ -41,7 +42,7 @@ def check_config(config: dict[str, Any], source: str = "config",
             error = sorted(error.context, key=lambda e: -len(e.path))[0]
         raise ConfigError(f"{source}: key {_key(error.absolute_path)}: {error.message}")
     _check_references(config, source)
-    expand_sweeps(config["methods"])  # a swept model's name must not be another block's
+    models(config)  # a swept model's name must not be another block's; seeded names must parse back
     for check in plugin_checks:
         check(config, source)
 
@@ -162,9 +163,62 @@ def expand_sweeps(methods: Mapping[str, dict]) -> dict[str, dict]:
     return out
 
 
+# The method stage runs once per seed of the config's `seeds:` list; each run is its own model, named
+# `<variant>-s<seed>` (dpo-s0, best_of_n_4-s2). `sft` is the one shared checkpoint (the shared stage's `seed:`).
+SEEDED = re.compile(r"^(?P<variant>.+)-s(?P<seed>0|[1-9][0-9]*)$")
+SHARED_MODEL = "sft"
+
+
+def seeds_from_command_line(config: dict) -> None:
+    """``--config seeds=[0,1]`` arrives as ``["0", "1"]`` (Snakemake parses a --config list with YAML's BaseLoader,
+    all strings): digit strings become the integers they spell; anything else is left for the schema to refuse."""
+    if isinstance(config.get("seeds"), list):
+        config["seeds"] = [int(s) if isinstance(s, str) and s.isdigit() else s for s in config["seeds"]]
+
+
+def seeded_name(variant: str, seed: int) -> str:
+    """The one place a method-stage model's name is made: ``seeded_name("dpo", 1)`` -> ``dpo-s1``."""
+    return f"{variant}-s{int(seed)}"
+
+
+def split_seeded(model: str) -> tuple[str, int | None]:
+    """The inverse of ``seeded_name``: ``dpo-s1`` -> ``("dpo", 1)``; the shared SFT model (no seed) -> ``("sft",
+    None)``. Any other name is not a model of the tables: an InputError naming it."""
+    if model == SHARED_MODEL:
+        return model, None
+    match = SEEDED.match(model)
+    if match is None:
+        raise InputError(f"model name {model!r}: expected {SHARED_MODEL!r} or <variant>-s<seed> (e.g. dpo-s0)")
+    return match["variant"], int(match["seed"])
+
+
+def variants(config: dict) -> list[str]:
+    """Every method variant of the tables, in config order, sweeps expanded (best_of_n_4, iterative_dpo_concise_l0.03)."""
+    return list(expand_sweeps(config["methods"]))
+
+
+def seeds_of(config: dict) -> list[int]:
+    """The method stage's seeds (config key `seeds`), in the config's order."""
+    return [int(seed) for seed in config["seeds"]]
+
+
 def models(config: dict) -> list[str]:
-    """Every model that lands in the tables: the SFT checkpoint, then each configured method (sweeps expanded)."""
-    return ["sft", *expand_sweeps(config["methods"])]
+    """Every model that lands in the tables: the shared SFT checkpoint, then each configured method variant (sweeps
+    expanded) once per seed of `seeds:`, variant by variant. Refuses seeds given twice or names that do not parse
+    back to their (variant, seed) (a ConfigError naming `seeds` or the method block)."""
+    seeds = seeds_of(config)
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ConfigError(f"config key seeds: {config['seeds']!r}; expected a list of at least one unique "
+                          f"non-negative integer")
+    names = ["sft"]
+    for variant in variants(config):
+        for seed in seeds:
+            name = seeded_name(variant, seed)
+            if split_seeded(name) != (variant, seed) or name in names:
+                raise ConfigError(f"config key methods.{variant} with seeds: model name {name!r} does not name "
+                                  f"({variant!r}, seed {seed}) alone")
+            names.append(name)
+    return names
 
 
 def api_key_variables(config: dict) -> list[str]:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.config import models
+from pipeline.config import models, seeded_name, variants
 from pipeline.io import read_json, read_jsonl
 from pipeline.provenance import read_provenance
 from tests.smoke_study import SMOKE_STUDY
@@ -53,12 +53,14 @@ def expected_jobs(config: dict) -> dict[str, int]:
     family = {m: get_method(b.get("module", m)).family for m, b in methods.items()}
     iterative = [m for m in methods if family[m] == "iterative"]
     inference = [m for m in methods if family[m] == "inference"]
-    models = 1 + len(methods)
+    seeds = len(config["seeds"])                 # every method variant once per seed: <variant>-s<seed>
+    models = 1 + len(methods) * seeds
     suites = [get_suite(name) for name in config["evals"]]
     judged = sum(s.is_judged for s in suites)
     return {"download": int("data" in config), "data": 1, "base": 1, "sft": 1, "reward_model": 1,
-            "train": len(methods) - len(iterative) - len(inference), "inference_rule": len(inference),
-            "iterative_iteration": sum(methods[m]["iterations"] for m in iterative), "iterative_final": len(iterative),
+            "train": (len(methods) - len(iterative) - len(inference)) * seeds, "inference_rule": len(inference) * seeds,
+            "iterative_iteration": sum(methods[m]["iterations"] for m in iterative) * seeds,
+            "iterative_final": len(iterative) * seeds,
             "generate": models, "judge": models * judged, "score": models * judged,
             "score_harness": models * (len(suites) - judged), "leaderboard": sum(s.has_leaderboard for s in suites),
             "aggregate": 1, "length_analysis": 1, "all": 1}
@@ -124,10 +126,10 @@ def test_table_is_computed_from_judgment_and_generation_files(smoke):
     judgments, generations and lm-eval's per-sample log by code independent of the suites'."""
     table = pd.read_csv(smoke / "tables" / "methods.csv")
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    assert list(table["Model"]) == models(config)            # sweeps expanded: best_of_n_1, best_of_n_4, ...
+    assert list(table["Model"]) == ["sft", *variants(config)]  # sweeps expanded: best_of_n_1, best_of_n_4, ...
     items = {it["turns"][0]: it for it in read_jsonl(smoke / "data" / "eval_items.jsonl") if it["suite"] == "alpaca_eval"}
     for _, row in table.iterrows():
-        model = row["Model"]
+        model = row["Model"] if row["Model"] == "sft" else seeded_name(row["Model"], config["seeds"][0])  # one seed
         judgments = read_jsonl(smoke / "judgments" / model / "alpaca_eval.jsonl")
         prefs = [j["preference"] for j in judgments if j["preference"] is not None]
         assert row["AlpacaEval WR (%)"] == pytest.approx(100 * sum(p - 1 for p in prefs) / len(prefs))

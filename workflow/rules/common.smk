@@ -3,7 +3,8 @@
 # `snakemake --lint` advice kept on purpose, named where it applies by a "lint advice kept" comment:
 #   PYTHON     the shell runs {PYTHON}: the interpreter is the deployment, not a parameter (as a param, moving the
 #              environment would rerun every job); with --use-conda it is `python` of the rule's workflow/envs/ file.
-#   seed       the shell reads {config[seed]}: the one study-wide seed; another seed is another study (`study:`).
+#   seed       the shell reads {config[seed]}: the shared stage's seed (data, base, SFT, reward model, judges);
+#              another shared seed is another study (`study:`). The method stage's seeds are the {seed} wildcard.
 #   prefix     a param names a folder that prefixes a declared output or input: checkpoint folders are written
 #              whole and provenance.json (written last) is the declared file; the profiles assume a shared filesystem.
 #   R          length_analysis reads the study folder ({R}) for the score and provenance files it declares as input.
@@ -13,16 +14,16 @@ import os
 import re
 import sys
 
-import os
-
 from evals.registry import check_suite_blocks
 from methods.registry import check_method_blocks
 from pipeline.config import (api_key_variables, check_api_keys, check_config, expand_sweeps,
-                             load_config_file, models)
+                             load_config_file, models, seeded_name, seeds_from_command_line, seeds_of,
+                             split_seeded)
 from pipeline.hub_data import MIRROR_ENV
 
 for _configfile in workflow.configfiles:  # Snakemake's own YAML loading keeps the last of two equal keys silently
     load_config_file(_configfile)
+seeds_from_command_line(config)
 check_config(config, source="config (after --configfile/--config overrides)",
              plugin_checks=[check_method_blocks, check_suite_blocks])
 check_api_keys(config)
@@ -33,7 +34,8 @@ R = f"results/{STUDY}"
 # The interpreter running Snakemake (the project's environment, also in cluster jobs), or with --use-conda the
 # `python` of each rule's conda environment (workflow/envs/).
 PYTHON = "python" if "CONDA" in {m.name for m in workflow.deployment_settings.deployment_method} else sys.executable
-MODELS = models(config)
+MODELS = models(config)  # "sft" and every <variant>-s<seed> (pipeline/config.py seeded_name)
+SEEDS = seeds_of(config)  # the method stage's seeds: the {seed} wildcard of the training rules
 SUITES = list(config["evals"])
 API_KEY_VARIABLES = api_key_variables(config)  # checked by `envvars:` in the Snakefile, never written anywhere
 if config.get("data", {}).get("mirror") and not os.environ.get(MIRROR_ENV):
@@ -44,6 +46,7 @@ wildcard_constraints:
     model="|".join(map(re.escape, MODELS)),
     method="|".join(map(re.escape, config["methods"])) or "NO_METHOD",
     suite="|".join(SUITES),
+    seed=r"\d+",
 
 
 def as_json(obj):
@@ -63,17 +66,23 @@ def checkpoint_done(model):
     return f"{R}/models/{model}/provenance.json"
 
 
+def model_seed(model):
+    """The seed a model's generation samples with: its own seed for <variant>-s<seed>, the shared `seed:` for sft."""
+    seed = split_seeded(model)[1]
+    return config["seed"] if seed is None else seed
+
+
 def final_targets():
     """Every file of the study, not only the tables. Snakemake rebuilds a missing intermediate file only when a target
     asks for it: a checkpoint whose provenance.json a killed forced rerun had already removed was otherwise left
     missing ("Nothing to be done") while the tables still named its hash. Called after every rule file is included."""
-    methods = [*GENERIC_METHODS, *ITERATIVE_METHODS]
-    iteration_files = [f"{R}/models/{m}/iter{t}/provenance.json" for m in ITERATIVE_METHODS for t in iterations(m)]
-    iteration_files += [f"{iterative_work(m, t)}/{name}" for m in ITERATIVE_METHODS for t in iterations(m)
-                        for name in ("samples.jsonl", "stats.json")]   # the iterative rule's outputs
+    iteration_files = [f"{R}/models/{seeded_name(m, s)}/iter{t}/provenance.json"
+                       for m in ITERATIVE_METHODS for s in SEEDS for t in iterations(m)]
+    iteration_files += [f"{iterative_work(seeded_name(m, s), t)}/{name}" for m in ITERATIVE_METHODS for s in SEEDS
+                        for t in iterations(m) for name in ("samples.jsonl", "stats.json")]   # the iterative outputs
     return [
         *rules.data.output,
-        *[checkpoint_done(m) for m in ["base", "sft", "reward_model", *methods]],
+        *[checkpoint_done(m) for m in ["base", "reward_model", *MODELS]],   # sft and every <variant>-s<seed>
         *iteration_files,
         *[generation_file(m, s) for m in MODELS for s in EVAL_SUITES],
         *[f"{R}/judgments/{m}/{s}.jsonl" for m in MODELS for s in JUDGED],

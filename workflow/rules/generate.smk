@@ -1,4 +1,5 @@
-# Generation: one job per model answers every suite (one model load; lm-eval runs on the same loaded model).
+# Generation: one job per model answers every suite (one model load; lm-eval runs on the same loaded model), sampling
+# with the model's own seed (<variant>-s<seed>; sft: the shared `seed:`).
 # lint advice kept: functions (why: workflow/rules/common.smk)
 from evals.registry import configured
 
@@ -25,7 +26,7 @@ GENERATION_DATA = suite_data(
 
 
 rule generate:
-    # lint advice kept: PYTHON, seed (why: workflow/rules/common.smk)
+    # lint advice kept: PYTHON (why: workflow/rules/common.smk)
     conda:
         "../envs/generate.yaml"
     input:
@@ -36,6 +37,7 @@ rule generate:
     params:
         versions=as_json({name: suite.version for name, suite in EVAL_SUITES.items()}),  # a bump reruns generation
         model_dir=lambda w: model_dir(w.model),
+        seed=lambda w: model_seed(w.model),  # <variant>-s<seed> samples with its seed, sft with the shared one
         data=GENERATION_DATA[1],
         generation=as_json(config["generation"]),
         evals=as_json(config["evals"]),
@@ -49,4 +51,4 @@ rule generate:
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} -m evals.generate --model-dir {params.model_dir} --model {wildcards.model} "
         "--suites {params.suites} --data {params.data} --generation-json {params.generation:q} "
-        "--evals-json {params.evals:q} --seed {config[seed]} --out-dir {params.out_dir} > {log:q} 2>&1"
+        "--evals-json {params.evals:q} --seed {params.seed} --out-dir {params.out_dir} > {log:q} 2>&1"

@@ -1,4 +1,5 @@
-# Training: the base model, the one SFT checkpoint, and every method from it (generic, via the registry).
+# Training: the base model, the one SFT checkpoint, and every method from it (generic, via the registry), once per
+# seed of `seeds:` as the model <method>-s<seed> (pipeline/config.py seeded_name).
 # lint advice kept: functions (why: workflow/rules/common.smk)
 from methods.registry import get_method
 
@@ -102,7 +103,7 @@ def method_args(wildcards):
 
 
 rule train:
-    # lint advice kept: PYTHON, seed (why: workflow/rules/common.smk)
+    # lint advice kept: PYTHON (why: workflow/rules/common.smk)
     conda:
         "../envs/train.yaml"
     wildcard_constraints:
@@ -110,28 +111,28 @@ rule train:
     input:
         unpack(method_inputs),
     output:
-        checkpoint_done("{method}"),
+        checkpoint_done("{method}-s{seed}"),
     params:
         launch=launch_options(),
         block=lambda w: as_json(config["methods"][w.method]),
         args=method_args,
         sft=f"{R}/models/sft",
-        out_dir=f"{R}/models/{{method}}",
+        out_dir=f"{R}/models/{{method}}-s{{seed}}",
     threads: 1
     log:
-        log_path("train", "{method}"),
+        log_path("train", "{method}-s{seed}"),
     benchmark:
-        benchmark_path("train", "{method}")
+        benchmark_path("train", "{method}-s{seed}")
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} -m methods.launch {params.launch} -- "
         "methods.train --method {wildcards.method} --block-json {params.block:q} "
-        "--seed {config[seed]} --policy {params.sft} --reference {params.sft} {params.args} "
+        "--seed {wildcards.seed} --policy {params.sft} --reference {params.sft} {params.args} "
         "--out-dir {params.out_dir} > {log:q} 2>&1"
 
 
 rule inference_rule:
     # An inference-time method's folder: its rule and provenance (seconds, no GPU); generation applies the rule.
-    # lint advice kept: PYTHON, seed (why: workflow/rules/common.smk)
+    # lint advice kept: PYTHON (why: workflow/rules/common.smk)
     conda:
         "../envs/train.yaml"
     wildcard_constraints:
@@ -139,20 +140,20 @@ rule inference_rule:
     input:
         unpack(method_inputs),
     output:
-        checkpoint_done("{method}"),
+        checkpoint_done("{method}-s{seed}"),
     params:
         block=lambda w: as_json(config["methods"][w.method]),
         args=method_args,
         sft=f"{R}/models/sft",
-        out_dir=f"{R}/models/{{method}}",
+        out_dir=f"{R}/models/{{method}}-s{{seed}}",
     localrule: True
     log:
-        log_path("inference_rule", "{method}"),
+        log_path("inference_rule", "{method}-s{seed}"),
     benchmark:
-        benchmark_path("inference_rule", "{method}")
+        benchmark_path("inference_rule", "{method}-s{seed}")
     shell:
         "{PYTHON} -m methods.train --method {wildcards.method} --block-json {params.block:q} "
-        "--seed {config[seed]} --policy {params.sft} --reference {params.sft} {params.args} "
+        "--seed {wildcards.seed} --policy {params.sft} --reference {params.sft} {params.args} "
         "--out-dir {params.out_dir} > {log:q} 2>&1"
 
 
