@@ -6,10 +6,14 @@ here.
         --leaderboards results/micro/scores/leaderboard/*.json --models sft dpo --models-dir results/micro/models \\
         --evals-json '{...the evals block...}' --micro-world --out-dir results/micro/tables
 
-Writes ``methods.{md,csv,json}`` (one row per model: every suite's columns with their SE or CI, tokens seen,
-checkpoint and parent hashes: byte-identical when the same config and seed run again), ``compute.{md,csv}`` (training
-wall time and devices, which vary run to run) and the RLHF Workflow report's table shapes ``table4.{md,csv}`` (chat)
-and ``table5.{md,csv}`` (academic), with the published rows of any paper a suite names (``published:``).
+Models are ``sft`` (the one shared checkpoint) and ``<variant>-s<seed>`` (pipeline/config.py ``seeded_name``): the
+tables have one row per variant, each cell the mean over its seeds with a 95 % CI (``seed_interval``), and the share
+of seeds that beat SFT on the headline metric. Writes ``per_seed.csv`` (long format: every cell's per-seed values,
+which the tables are computed from), ``methods.{md,csv,json}`` (one row per variant: every suite's columns with
+their CI, tokens seen, checkpoint and parent hashes: byte-identical when the same config and seeds run again),
+``compute.{md,csv}`` (training wall time and devices per checkpoint, which vary run to run) and the RLHF Workflow
+report's table shapes ``table4.{md,csv}`` (chat) and ``table5.{md,csv}`` (academic), with the published rows of any
+paper a suite names (``published:``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import yaml
 
 from evals.registry import Column, get_suite
 from pipeline.cli import entry_point
+from pipeline.config import SHARED_MODEL, split_seeded
 from pipeline.io import InputError, read_json, write_json, write_text
 from pipeline.logs import get_logger
 from pipeline.provenance import read_provenance
@@ -39,6 +44,12 @@ PAPER_TABLES = {
 }
 SE, LOW, HIGH = " SE", " CI low", " CI high"
 MARK, DAGGER = " degenerate", "†"   # a cell computed from a degenerate fit or no data: the reason, and its mark in print
+# A variant row whose CIs come from one seed (training variance not in them): the row's flag, and its mark in print.
+FEW_SEEDS, DDAGGER = "CI from fewer than 2 seeds", "‡"
+Z95 = 1.959963984540054             # the normal 97.5 % quantile: a suite's own 95 % CI is value ± Z95 * se
+SEEDS, BEATS = "Seeds", "Seeds beating SFT"
+PER_SEED_COLUMNS = ["variant", "seed", "model", "suite", "metric", "column", "value", "se", "lower", "upper", "n",
+                    "degenerate"]
 
 
 def load_scores(paths: list[Path]) -> dict[tuple[str, str], dict]:
@@ -93,33 +104,147 @@ def degenerate(metric: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def put(row: dict, title: str, metric: dict | None, column: Column) -> None:
-    """Flat csv/json cells of one metric: value plus SE, or value plus CI bounds; plus why it is degenerate, if so
-    (only then: the column ``<title> degenerate``)."""
-    row[title] = None if metric is None else metric["value"]
-    reason = degenerate(metric)
-    if reason:
-        row[title + MARK] = reason
-    if column.interval:
-        row[title + LOW] = None if metric is None else metric.get("lower")
-        row[title + HIGH] = None if metric is None else metric.get("upper")
+def metric_se(metric: Mapping[str, Any] | None) -> float | None:
+    """A metric's own standard error: its ``stderr``, else its 95 % interval's half-width / 1.96 (Arena-Hard's
+    bootstrap CI), else None."""
+    if metric is None:
+        return None
+    if metric.get("stderr") is not None:
+        return float(metric["stderr"])
+    if metric.get("lower") is not None and metric.get("upper") is not None:
+        return (float(metric["upper"]) - float(metric["lower"])) / (2 * Z95)
+    return None
+
+
+def seed_interval(values: list[float], stderrs: list[float | None]) -> tuple[float, float | None]:
+    """Mean over S seeds and the half-width of its 95 % CI: t_{0.975, S-1} * sqrt(s^2 / S + mean(se_s^2)), s^2 the
+    between-seed variance, se_s seed s's own standard error from its suite (the items are the same for every seed,
+    so item noise does not average out over seeds; seeds without one add nothing). With S = 1 there is no
+    between-seed variance: the half-width is the suite's own 1.96 * se (None without one)."""
+    from scipy.stats import t
+
+    if not values:
+        raise ValueError("seed_interval: no value")
+    mean = math.fsum(values) / len(values)
+    known = [se for se in stderrs if se is not None]
+    item_var = math.fsum(se * se for se in known) / len(known) if known else 0.0
+    if len(values) == 1:
+        return mean, Z95 * known[0] if known else None
+    between = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, float(t.ppf(0.975, len(values) - 1)) * math.sqrt(between / len(values) + item_var)
+
+
+def combine(metrics: list[dict | None], seeds: list[int | None]) -> dict | None:
+    """One table cell from the same metric of each seed's model: ``{value, lower, upper, degenerate}`` (lower/upper
+    None where no uncertainty is known; degenerate only when a seed's metric is). One model (one seed, or the shared
+    SFT checkpoint) keeps its suite's own CI: its interval, else value ± 1.96 se."""
+    present = [m for m in metrics if m is not None]
+    if not present:
+        return None
+    if len(present) != len(metrics):
+        missing = [s for m, s in zip(metrics, seeds) if m is None]
+        raise InputError(f"a metric is missing for seeds {missing} but present for the others: every seed's files "
+                         f"must have the same metrics")
+    if len(present) == 1 and present[0].get("lower") is not None and present[0].get("upper") is not None:
+        mean, low, high = present[0]["value"], present[0]["lower"], present[0]["upper"]
     else:
-        row[title + SE] = None if metric is None else metric.get("stderr")
+        mean, half = seed_interval([float(m["value"]) for m in present], [metric_se(m) for m in present])
+        low, high = (None, None) if half is None else (mean - half, mean + half)
+    cell = {"value": mean, "lower": low, "upper": high}
+    reasons = [(s, degenerate(m)) for m, s in zip(present, seeds) if degenerate(m)]
+    if reasons:
+        cell["degenerate"] = reasons[0][1] if len(present) == 1 else \
+            "; ".join(f"seed {s}: {reason}" for s, reason in reasons)
+    return cell
+
+
+def put(row: dict, title: str, cell: dict | None) -> None:
+    """Flat csv/json cells of one table cell: the value (a mean over seeds) and its 95 % CI bounds; plus why it is
+    degenerate, if so (only then: the column ``<title> degenerate``)."""
+    row[title] = None if cell is None else cell["value"]
+    if cell is not None and cell.get("degenerate"):
+        row[title + MARK] = cell["degenerate"]
+    row[title + LOW] = None if cell is None else cell["lower"]
+    row[title + HIGH] = None if cell is None else cell["upper"]
+
+
+def per_seed_records(models: list[str], scores: Mapping, boards: Mapping,
+                     columns: list[tuple[str, Column]]) -> list[dict]:
+    """Long format, one record per (model, column): the per-seed values every table cell is computed from
+    (``per_seed.csv``). ``seed`` is None for the shared SFT checkpoint."""
+    records = []
+    for model in models:
+        variant, seed = split_seeded(model)
+        for suite, column in columns:
+            metric = lookup(model, suite, column, scores, boards)
+            if metric is None:
+                continue
+            records.append({"variant": variant, "seed": seed, "model": model, "suite": suite, "metric": column.key,
+                            "column": column.title, "value": metric["value"], "se": metric_se(metric),
+                            "lower": metric.get("lower"), "upper": metric.get("upper"), "n": metric.get("n"),
+                            "degenerate": degenerate(metric), "_metric": metric})
+    return records
+
+
+def by_variant(models: list[str]) -> dict[str, list[str]]:
+    """variant -> its models, in the order of ``models`` (sft: itself alone)."""
+    groups: dict[str, list[str]] = {}
+    for model in models:
+        groups.setdefault(split_seeded(model)[0], []).append(model)
+    return groups
+
+
+def headline(columns: list[tuple[str, Column]], records: list[dict]) -> Column | None:
+    """The metric the ranking column counts: the gold reward where the score files have it (micro world), else the
+    first suite's first column that is neither a gold metric nor a length (group 0)."""
+    present = {r["column"] for r in records}
+    candidates = [c for _, c in columns if c.key == "gold_reward" and c.title in present]
+    candidates += [c for _, c in columns if c.group == 0 and c.title in present]
+    return candidates[0] if candidates else None
 
 
 def method_rows(models: list[str], scores: Mapping, boards: Mapping, columns: list[tuple[str, Column]],
-                models_dir: Path) -> list[dict]:
+                models_dir: Path, records: list[dict] | None = None) -> list[dict]:
+    """One row per variant (SFT first as given): each cell ``combine``d over the variant's seeds, the number of
+    seeds, the share of seeds beating SFT on the ``headline`` metric, tokens seen (mean over seeds), and every seed's
+    checkpoint hash."""
+    records = per_seed_records(models, scores, boards, columns) if records is None else records
+    cells = {(r["model"], r["column"]): r["_metric"] for r in records}
+    top = headline(columns, records)
     rows = []
-    for model in models:
-        provenance = read_provenance(models_dir / model)
-        row: dict[str, Any] = {"Model": model, "Method": provenance.get("module", provenance["stage"])}
-        for suite, column in columns:
-            put(row, column.title, lookup(model, suite, column, scores, boards), column)
-        row["Tokens seen"] = provenance["tokens_seen"]
-        row["Checkpoint"] = provenance["checkpoint_hash"]
-        row["Parent"] = provenance["parents"].get("policy", {}).get("checkpoint_hash", "")
+    for variant, group in by_variant(models).items():
+        seeds = [split_seeded(m)[1] for m in group]
+        provenances = [read_provenance(models_dir / m) for m in group]
+        row: dict[str, Any] = {"Model": variant,
+                               "Method": provenances[0].get("module", provenances[0]["stage"]),
+                               SEEDS: "shared" if variant == SHARED_MODEL else len(group)}
+        for _, column in columns:
+            put(row, column.title, combine([cells.get((m, column.title)) for m in group], seeds))
+        row[BEATS] = None
+        if variant != SHARED_MODEL and top is not None and (SHARED_MODEL, top.title) in cells:
+            sft = cells[(SHARED_MODEL, top.title)]["value"]
+            beats = sum(cells[(m, top.title)]["value"] > sft for m in group if (m, top.title) in cells)
+            row[BEATS] = f"{beats}/{len(group)}"
+        row["Tokens seen"] = math.fsum(p["tokens_seen"] for p in provenances) / len(provenances)
+        row["Checkpoint"] = " ".join(p["checkpoint_hash"] for p in provenances)
+        row["Parent"] = " ".join(dict.fromkeys(p["parents"].get("policy", {}).get("checkpoint_hash", "")
+                                               for p in provenances))
+        row[FEW_SEEDS] = variant != SHARED_MODEL and len(group) < 2
         rows.append(row)
     return drop_empty(rows, columns)
+
+
+def seeds_caption(rows: list[dict], headline_title: str | None) -> str:
+    """How the cells over seeds were computed, what the SFT row is, and what the ranking column counts."""
+    lines = ["Each method row: the mean over its seeds (column Seeds) [95 % CI: t_{0.975,S-1} * sqrt(s^2/S + "
+             "mean(se^2)), s^2 the between-seed variance, se each seed's own standard error from its suite]; the "
+             "per-seed values are in per_seed.csv."]
+    if any(r["Model"] == SHARED_MODEL for r in rows):
+        lines.append(f"{SHARED_MODEL}: the one shared checkpoint every method starts from (the shared stage's seed), "
+                     f"no seed variance by design; its CI is the suite's own (value ± 1.96 se, or its interval).")
+    if headline_title and any(r.get(BEATS) for r in rows):
+        lines.append(f"{BEATS}: the seeds whose {headline_title} is above {SHARED_MODEL}'s, of all its seeds.")
+    return "\n".join(f"- {line}" for line in lines)
 
 
 def compute_rows(models: list[str], models_dir: Path) -> list[dict]:
@@ -158,11 +283,18 @@ def show(row: Mapping[str, Any], title: str, digits: int) -> str:
     if not isinstance(value, (int, float)):
         return str(value)
     text = f"{value:.{digits}f}"
-    if not _is_missing(row.get(title + LOW)) and not _is_missing(row.get(title + HIGH)):
+    interval = not _is_missing(row.get(title + LOW)) and not _is_missing(row.get(title + HIGH))
+    if interval:
         text = f"{text} [{row[title + LOW]:.{digits}f}, {row[title + HIGH]:.{digits}f}]"
     elif not _is_missing(row.get(title + SE)):
         text = f"{text} ± {row[title + SE]:.{digits}f}"
+    if _is_flagged(row.get(FEW_SEEDS)) and (title + LOW) in row:   # a metric cell of a one-seed variant
+        text = f"{text} {DDAGGER}"
     return f"{text} {DAGGER}" if _is_marked(row.get(title + MARK)) else text
+
+
+def _is_flagged(flag: Any) -> bool:
+    return flag is True or (hasattr(flag, "item") and flag.item() is True)   # numpy's bool from a DataFrame
 
 
 def _is_marked(reason: Any) -> bool:
@@ -170,9 +302,15 @@ def _is_marked(reason: Any) -> bool:
 
 
 def degenerate_notes(rows: list[dict]) -> str:
-    """One caption line per marked cell: which model and column, and why its number is not a measurement."""
-    return "\n".join(f"- {DAGGER} {row['Model']}, {key[:-len(MARK)]}: {row[key]}"
-                     for row in rows for key in row if key.endswith(MARK) and _is_marked(row[key]))
+    """One caption line per marked cell: which model and column, and why its number is not a measurement; and one
+    line for the ‡ of variants measured with fewer than 2 seeds, naming them."""
+    lines = [f"- {DAGGER} {row['Model']}, {key[:-len(MARK)]}: {row[key]}"
+             for row in rows for key in row if key.endswith(MARK) and _is_marked(row[key])]
+    few = [str(row["Model"]) for row in rows if _is_flagged(row.get(FEW_SEEDS))]
+    if few:
+        lines.append(f"- {DDAGGER} {FEW_SEEDS}: training variance not included (the suite's own CI over items "
+                     f"only): {', '.join(few)}")
+    return "\n".join(lines)
 
 
 def with_notes(caption: str, rows: list[dict]) -> str:
@@ -181,7 +319,7 @@ def with_notes(caption: str, rows: list[dict]) -> str:
 
 def shown_cells(rows: list[dict], digits: Mapping[str, int]) -> tuple[list[str], list[dict]]:
     """The printed table: titles without the SE/CI/mark columns, each cell ``v ± se``, ``v [lo, hi]`` or ``v``."""
-    hidden = (SE, LOW, HIGH, MARK)
+    hidden = (SE, LOW, HIGH, MARK, FEW_SEEDS)
     titles = [k for k in (rows[0] if rows else {}) if not k.endswith(hidden)]
     shown = []
     for row in rows:
@@ -240,18 +378,19 @@ def paper_table(table: str, method_table: list[dict], columns: list[tuple[str, C
     rows: list[dict] = []
     for name, paper in papers.items():
         for ref in paper.get("tables", {}).get(table, {}).get("rows", []):
-            rows.append({"Model": f"{ref['Model']} (published)", "Method": ref.get("Method", ""),
+            rows.append({"Model": f"{ref['Model']} (published)", "Method": ref.get("Method", ""), SEEDS: None,
                          **{t: ref.get(t) for t in titles}})
     published = [ref for paper in papers.values() for ref in paper.get("tables", {}).get(table, {}).get("rows", [])]
     digits = {c.in_paper(table): c.digits for _, c in ours}
     for measured in method_table:
-        row: dict[str, Any] = {"Model": measured["Model"], "Method": measured["Method"]}
+        row: dict[str, Any] = {"Model": measured["Model"], "Method": measured["Method"], SEEDS: measured.get(SEEDS)}
         row.update({t: None for t in titles})
         for _, c in ours:
             if c.title in measured:
                 for suffix in ("", SE, LOW, HIGH, MARK):
                     if c.title + suffix in measured:
                         row[c.in_paper(table) + suffix] = measured[c.title + suffix]
+        row[FEW_SEEDS] = measured.get(FEW_SEEDS, False)
         rows.append(row)
     rows += difference_rows(published, rows, titles)
     for t in titles:  # e.g. the gold reward outside the micro world
@@ -324,14 +463,21 @@ def main(argv: list[str] | None = None) -> None:
     columns = suite_columns(evals)
     papers = published_tables(evals)
     scores = load_scores(args.scores)
-    rows = method_rows(args.models, scores, load_leaderboards(args.leaderboards), columns, args.models_dir)
+    records = per_seed_records(args.models, scores, load_leaderboards(args.leaderboards), columns)
+    write_text(args.out_dir / "per_seed.csv",
+               pd.DataFrame([{k: v for k, v in r.items() if k != "_metric"} for r in records],
+                            columns=PER_SEED_COLUMNS).astype({"seed": "Int64"}).to_csv(index=False))
+    rows = method_rows(args.models, scores, {}, columns, args.models_dir, records)
+    top = headline(columns, records)
+    seeds_note = seeds_caption(rows, top.title if top else None)
     judges = judges_by_suite(scores)
     digits = {c.title: c.digits for _, c in columns}
     write_text(args.out_dir / "methods.csv", pd.DataFrame(rows).to_csv(index=False))
-    caption = with_notes(captions(evals, columns, papers, judges=judges), rows)
+    caption = with_notes("\n".join([captions(evals, columns, papers, judges=judges), seeds_note]), rows)
     markdown = to_markdown(rows, digits, caption)
     write_text(args.out_dir / "methods.md", markdown)
-    write_text(args.out_dir / "methods.html", to_html("Methods: one row per model", rows, digits, caption))
+    write_text(args.out_dir / "methods.html", to_html("Methods: one row per method variant (mean over seeds)", rows,
+                                                      digits, caption))
     write_json(args.out_dir / "methods.json", rows)
     compute = compute_rows(args.models, args.models_dir)
     write_text(args.out_dir / "compute.csv", pd.DataFrame(compute).to_csv(index=False))
@@ -343,7 +489,8 @@ def main(argv: list[str] | None = None) -> None:
     for table, title in PAPER_TABLES.items():
         table_rows, table_digits = paper_table(table, rows, columns, papers)
         world = " (micro world: the same shapes filled with micro-world metrics)" if args.micro_world else ""
-        table_caption = with_notes(captions(evals, columns, papers, table, judges), table_rows)
+        table_caption = with_notes("\n".join([captions(evals, columns, papers, table, judges), seeds_note]),
+                                   table_rows)
         write_text(args.out_dir / f"{table}.md", f"{title}{world}.\n\n" + to_markdown(table_rows, table_digits,
                                                                                       table_caption))
         write_text(args.out_dir / f"{table}.html", to_html(f"{title}{world}", table_rows, table_digits, table_caption))

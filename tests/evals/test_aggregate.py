@@ -11,7 +11,7 @@ import pytest
 from evals import aggregate
 from pipeline.io import InputError, write_json
 
-MODELS = ("sft", "dpo")
+MODELS = ("sft", "dpo-s0")   # the shared SFT checkpoint and one seed of DPO (pipeline/config.py seeded_name)
 EVALS = {
     "alpaca_eval": {"judge": "oracle", "lc_bootstrap": 7},
     "mt_bench": {"judge": "oracle"},
@@ -41,7 +41,7 @@ def write_study(root, with_gold=True, judge="oracle"):
             write_json(root / "scores" / model / f"{suite}.json",
                        {"suite": suite, "model": model, "n": 10, "metrics": metrics, **judged}, schema="score")
         write_json(root / "models" / model / "provenance.json", {
-            "stage": model, "module": model, "checkpoint_hash": f"hash-{model}", "config_hash": "c", "config": {},
+            "stage": model, "module": model.split("-s")[0], "checkpoint_hash": f"hash-{model}", "config_hash": "c", "config": {},
             "parents": {"policy": {"path": "x", "checkpoint_hash": "hash-sft" if model != "sft" else "hash-base"}},
             "git_commit": "g", "libraries": {}, "seed": 0, "wall_time_s": 12.5 + k, "tokens_seen": 1000 * (k + 1),
             "compute": {"device": "cpu", "world_size": 1, "effective_batch_size": 16,
@@ -65,18 +65,23 @@ def run(root, evals=EVALS, micro=True):
 def test_methods_table_cells_come_from_the_files(tmp_path):
     write_study(tmp_path)
     table = pd.read_csv(run(tmp_path) / "methods.csv")
-    assert list(table["Model"]) == list(MODELS)
+    assert list(table["Model"]) == ["sft", "dpo"]                  # one row per variant
     titles = [c for c in table.columns if not c.endswith((" SE", " CI low", " CI high"))]
-    assert titles == ["Model", "Method", "Gold accuracy (%)", "Gold reward", "AlpacaEval WR (%)", "AlpacaEval LC (%)",
-                      "MT-Bench T1", "MT-Bench T2", "MT-Bench", "Arena-Hard (%)", "Arena-Hard SC (%)", "GSM-8K",
-                      "Choice (%)", "Mean length (chars)", "Tokens seen", "Checkpoint", "Parent"]
+    assert titles == ["Model", "Method", "Seeds", "Gold accuracy (%)", "Gold reward", "AlpacaEval WR (%)",
+                      "AlpacaEval LC (%)", "MT-Bench T1", "MT-Bench T2", "MT-Bench", "Arena-Hard (%)",
+                      "Arena-Hard SC (%)", "GSM-8K", "Choice (%)", "Mean length (chars)", "Seeds beating SFT",
+                      "Tokens seen", "Checkpoint", "Parent", "CI from fewer than 2 seeds"]
     dpo = table.set_index("Model").loc["dpo"]
-    assert dpo["AlpacaEval LC (%)"] == 21.0 and dpo["AlpacaEval LC (%) SE"] == 2.0
+    # one seed: the suite's own 95 % CI, value ± 1.96 se, or its interval
+    assert dpo["AlpacaEval LC (%)"] == 21.0 and dpo["AlpacaEval LC (%) CI high"] == pytest.approx(21.0 + 1.96 * 2.0,
+                                                                                                     abs=1e-3)
     assert (dpo["Arena-Hard (%)"], dpo["Arena-Hard (%) CI low"], dpo["Arena-Hard (%) CI high"]) == (22.0, 20.0, 25.0)
     assert (dpo["Arena-Hard SC (%)"], dpo["Arena-Hard SC (%) CI high"]) == (21.0, 26.0)
-    assert dpo["Tokens seen"] == 2000 and dpo["Parent"] == "hash-sft"
+    assert dpo["Tokens seen"] == 2000 and dpo["Parent"] == "hash-sft" and dpo["Checkpoint"] == "hash-dpo-s0"
+    assert dpo["Seeds"] == "1" and dpo["Seeds beating SFT"] == "0/1"  # gold reward 0.25 = SFT's: not above it
     markdown = (tmp_path / "tables" / "methods.md").read_text()
-    assert "| 21.0 ± 2.0 " in markdown and "22.0 [20.0, 25.0]" in markdown
+    assert "| 21.0 [17.1, 24.9] ‡ " in markdown and "22.0 [20.0, 25.0] ‡" in markdown
+    assert "| 11.0 [7.1, 14.9]    |" in markdown                   # SFT: the shared checkpoint, no ‡
     assert "`length_controlled_minimal` GLM" in markdown and "7 resamples" in markdown
     assert json.loads((tmp_path / "tables" / "methods.json").read_text())[1]["MT-Bench"] == 5.0
 
@@ -86,7 +91,8 @@ def test_paper_tables_have_the_published_shapes(tmp_path):
     tables = run(tmp_path)
     t4 = pd.read_csv(tables / "table4.csv")
     assert [c for c in t4.columns if not c.endswith((" SE", " CI low", " CI high"))] == [
-        "Model", "Method", "Gold reward", "LC AlpacaEval-2", "MT-Bench", "Arena-Hard", "Len. (chars)"]
+        "Model", "Method", "Seeds", "Gold reward", "LC AlpacaEval-2", "MT-Bench", "Arena-Hard", "Len. (chars)",
+        "CI from fewer than 2 seeds"]
     assert t4.set_index("Model").loc["sft", "LC AlpacaEval-2"] == 11.0
     assert "(published)" not in (tables / "table4.md").read_text()
     t5 = (tables / "table5.md").read_text()
@@ -113,11 +119,11 @@ def test_published_rows_join_the_tables_a_config_names(tmp_path):
 
 def test_missing_score_file_is_named(tmp_path):
     write_study(tmp_path)
-    (tmp_path / "scores" / "dpo" / "mt_bench.json").unlink()
+    (tmp_path / "scores" / "dpo-s0" / "mt_bench.json").unlink()
     args = ["--scores", str(tmp_path / "scores" / "sft" / "mt_bench.json"), "--models", *MODELS,
             "--models-dir", str(tmp_path / "models"), "--evals-json", json.dumps({"mt_bench": {"judge": "o"}}),
             "--out-dir", str(tmp_path / "tables")]
-    with pytest.raises(InputError, match="no mt_bench score file for model 'sft'|no mt_bench score file for model 'dpo'"):
+    with pytest.raises(InputError, match="no mt_bench score file for model 'sft'|no mt_bench score file for model 'dpo-s0'"):
         aggregate.main(args)
 
 
@@ -140,7 +146,7 @@ def test_wall_time_lives_apart_so_tables_repeat_byte_for_byte(tmp_path):
     tables = run(tmp_path)
     assert {name: (tables / name).read_bytes() for name in first} == first
     compute = pd.read_csv(tables / "compute.csv").set_index("Model")
-    assert compute.loc["dpo", "Train wall time (s)"] == 13.5 + 99.0
+    assert compute.loc["dpo-s0", "Train wall time (s)"] == 13.5 + 99.0
 
 
 def test_published_tables_print_ours_minus_published_and_name_the_judge(tmp_path):
@@ -194,7 +200,7 @@ def test_degenerate_cells_are_marked_and_the_caption_says_why(tmp_path):
     """Guards against a silent degenerate number: an LC fit with every coefficient zero (LC exactly 50) or a
     suite whose judgments were all unparsable (n = 0) printed like a measurement."""
     write_study(tmp_path)
-    path = tmp_path / "scores" / "dpo" / "alpaca_eval.json"
+    path = tmp_path / "scores" / "dpo-s0" / "alpaca_eval.json"
     score = json.loads(path.read_text())
     score["metrics"]["lc_win_rate"] = m(50.0, 0.0, degenerate="the fit shrank every coefficient to zero")
     write_json(path, score, schema="score")
@@ -205,12 +211,12 @@ def test_degenerate_cells_are_marked_and_the_caption_says_why(tmp_path):
     tables = run(tmp_path)
     markdown = (tables / "methods.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in markdown.splitlines() if line.startswith("| ")}
-    assert "50.0 ± 0.0 †" in rows["dpo"] and rows["dpo"].count("†") == 1
+    assert "50.0 [50.0, 50.0] ‡ †" in rows["dpo"] and rows["dpo"].count("†") == 1
     assert "| 0.00 †" in rows["sft"] and rows["sft"].count("†") == 1
     assert "- † dpo, AlpacaEval LC (%): the fit shrank every coefficient to zero" in markdown
     assert "- † sft, MT-Bench T2: computed from no usable item (every judgment unparsable or missing)" in markdown
-    assert "50.0 ± 0.0 †" in (tables / "table4.md").read_text()
-    assert "50.0 ± 0.0 †" in (tables / "methods.html").read_text()
+    assert "50.0 [50.0, 50.0] ‡ †" in (tables / "table4.md").read_text()
+    assert "50.0 [50.0, 50.0] ‡ †" in (tables / "methods.html").read_text()
     csv = pd.read_csv(tables / "methods.csv").set_index("Model")
     assert csv.loc["dpo", "AlpacaEval LC (%) degenerate"] == "the fit shrank every coefficient to zero"
 
