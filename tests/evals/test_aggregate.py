@@ -24,8 +24,8 @@ def m(value, stderr=None, n=10, **extra):
     return {"value": value, "stderr": stderr, "n": n, **extra}
 
 
-def write_study(root, with_gold=True, judge="oracle"):
-    for k, model in enumerate(MODELS):
+def write_study(root, with_gold=True, judge="oracle", models=MODELS):
+    for k, model in enumerate(models):
         base = 10.0 * (k + 1)
         alpaca = {"win_rate": m(base, 1.0), "lc_win_rate": m(base + 1, 2.0), "mean_length": m(40.0 + k, 0.5)}
         if with_gold:
@@ -49,13 +49,13 @@ def write_study(root, with_gold=True, judge="oracle"):
             schema="provenance")
     write_json(root / "scores" / "leaderboard" / "arena_hard.json", {
         "suite": "arena_hard", "version": "1",
-        "models": {model: {"style_score": m(20.0 + k, None, lower=15.0, upper=25.0 + k)} for k, model in enumerate(MODELS)}},
+        "models": {model: {"style_score": m(20.0 + k, None, lower=15.0, upper=25.0 + k)} for k, model in enumerate(models)}},
         schema="leaderboard")
 
 
-def run(root, evals=EVALS, micro=True):
-    args = ["--scores", *[str(root / "scores" / mo / f"{s}.json") for mo in MODELS for s in evals],
-            "--leaderboards", str(root / "scores" / "leaderboard" / "arena_hard.json"), "--models", *MODELS,
+def run(root, evals=EVALS, micro=True, models=MODELS):
+    args = ["--scores", *[str(root / "scores" / mo / f"{s}.json") for mo in models for s in evals],
+            "--leaderboards", str(root / "scores" / "leaderboard" / "arena_hard.json"), "--models", *models,
             "--models-dir", str(root / "models"), "--evals-json", json.dumps(evals, sort_keys=True),
             "--suites", *evals, "--out-dir", str(root / "tables")]
     aggregate.main(args + (["--micro-world"] if micro else []))
@@ -245,3 +245,48 @@ def test_table6_has_one_row_per_lambda_with_every_suite_and_the_length():
     assert "| 50.0 †" in markdown and markdown.count("†") == 2
     assert "- † iterative_dpo_concise_l0.03, LC Alp.: the fit shrank every coefficient to zero" in markdown
     assert "LC Alp. degenerate" not in table6(models.assign(lc_degenerate=None)).columns
+
+
+def test_seed_interval_matches_a_hand_computation():
+    """Bug guarded: a CI over seeds that uses z instead of t, divides the variance by S - 1 twice, or drops the
+    suite's own item noise (items are shared across seeds, so it does not average out)."""
+    from evals.aggregate import seed_interval
+
+    t2 = 4.302652729911275                                   # t_{0.975, 2}
+    mean, half = seed_interval([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    assert mean == 2.0 and half == pytest.approx(t2 * 1.0 / 3 ** 0.5)     # s^2 = 1
+    _, half = seed_interval([1.0, 2.0, 3.0], [0.3, 0.4, None])            # mean se^2 over the seeds that have one
+    assert half == pytest.approx(t2 * (1.0 / 3 + (0.09 + 0.16) / 2) ** 0.5)
+    assert seed_interval([5.0], [2.0]) == (5.0, pytest.approx(1.96 * 2.0, abs=1e-3))  # S = 1: the suite's own
+    assert seed_interval([5.0], [None]) == (5.0, None)
+
+
+def test_two_seeds_give_mean_ci_share_and_per_seed_file(tmp_path):
+    """Score files of two DPO seeds on disk: each cell is the mean over seeds with its t-based CI, the headline
+    (gold reward) ranking says in how many seeds DPO beats SFT, no ‡ with 2 seeds, and per_seed.csv holds the values
+    the cells came from. Guards against a table printing one seed (or the last file read) as the method's number."""
+    models = ("sft", "dpo-s0", "dpo-s1")
+    write_study(tmp_path, models=models)
+    for model, gold, wr in (("sft", 0.30, 10.0), ("dpo-s0", 0.50, 20.0), ("dpo-s1", 0.20, 30.0)):
+        path = tmp_path / "scores" / model / "alpaca_eval.json"
+        score = json.loads(path.read_text())
+        score["metrics"]["gold_reward"] = m(gold, 0.0)
+        score["metrics"]["win_rate"] = m(wr, 1.0)
+        write_json(path, score, schema="score")
+    tables = run(tmp_path, models=models)
+    t1 = 12.706204736174707                                      # t_{0.975, 1}
+    dpo = pd.read_csv(tables / "methods.csv").set_index("Model").loc["dpo"]
+    assert dpo["Gold reward"] == pytest.approx(0.35)
+    half = t1 * (0.045 / 2) ** 0.5                                # s^2 = (0.15^2 + 0.15^2) / 1, se 0
+    assert (dpo["Gold reward CI low"], dpo["Gold reward CI high"]) == (pytest.approx(0.35 - half),
+                                                                        pytest.approx(0.35 + half))
+    wr_half = t1 * (50.0 / 2 + 1.0) ** 0.5                        # s^2 = 50, mean se^2 = 1
+    assert dpo["AlpacaEval WR (%) CI high"] == pytest.approx(25.0 + wr_half)
+    assert dpo["Seeds"] == "2" and dpo["Seeds beating SFT"] == "1/2"   # 0.50 > 0.30, 0.20 < 0.30
+    assert dpo["Checkpoint"] == "hash-dpo-s0 hash-dpo-s1" and not dpo["CI from fewer than 2 seeds"]
+    markdown = (tables / "methods.md").read_text()
+    assert "‡" not in markdown and "Seeds beating SFT: the seeds whose Gold reward is above sft's" in markdown
+    per_seed = pd.read_csv(tables / "per_seed.csv")
+    gold = per_seed[per_seed["metric"] == "gold_reward"].set_index("model")
+    assert gold.loc["dpo-s1", ["variant", "seed", "value"]].tolist() == ["dpo", 1, 0.2]
+    assert pd.isna(gold.loc["sft", "seed"]) and gold.loc["sft", "variant"] == "sft"
