@@ -5,6 +5,10 @@ each ranking agrees with the gold reward, and (micro world) the over-optimisatio
 against the gold reward for best-of-n over n and for iterative DPO / RAFT over rounds (PPO: reward-model score per
 step). Writes ``table6.{md,csv}``, ``length_analysis.{md,json}``, ``overoptimisation.csv`` and plots.
 
+Models are ``sft`` and ``<variant>-s<seed>``: Table 6, the across-model analysis and the plots use each variant's mean
+over its seeds (Table 6 with the 95 % CI of evals/aggregate.py ``seed_interval``); the per-iteration lengths and
+overoptimisation.csv keep every seed's rows beside the means.
+
     python -m evals.length_analysis --results results/micro --models sft dpo ... --out-dir results/micro/tables
 """
 
@@ -18,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evals.aggregate import MARK, degenerate, judge_line, to_html, to_markdown, with_notes
+from evals.aggregate import (FEW_SEEDS, HIGH, LOW, MARK, SEEDS, degenerate, judge_line, metric_se, seed_interval,
+                             to_html, to_markdown, with_notes)
+from pipeline.config import SHARED_MODEL, split_seeded
 from pipeline.cli import entry_point
 from pipeline.io import InputError, read_json, read_jsonl, write_json, write_text
 from pipeline.logs import get_logger
@@ -27,30 +33,66 @@ from pipeline.provenance import read_provenance
 log = get_logger("evals.length_analysis")
 
 
+SE_SUFFIX = "_se"   # model_summary's column of a metric's own standard error (metric_se), beside its value
+
+
 def model_summary(results: Path, model: str) -> dict:
-    """One model's numbers for the analysis, read from its score files and provenance."""
+    """One model's numbers for the analysis, read from its score files and provenance: each metric's value and
+    (``<key>_se``) its own standard error."""
     alpaca = read_json(results / "scores" / model / "alpaca_eval.json", schema="score")["metrics"]
-    row = {"model": model, "module": read_provenance(results / "models" / model).get("module", model),
+    variant, seed = split_seeded(model)
+    row = {"model": model, "variant": variant, "seed": seed,
+           "module": read_provenance(results / "models" / model).get("module", model),
            "length_penalty": read_provenance(results / "models" / model)["config"].get("length_penalty"),
-           "mean_length": alpaca["mean_length"]["value"], "win_rate": alpaca["win_rate"]["value"],
-           "lc_win_rate": alpaca.get("lc_win_rate", {}).get("value"),
-           "lc_degenerate": degenerate(alpaca.get("lc_win_rate")),
-           "gold_reward": alpaca.get("gold_reward", {}).get("value")}
+           "lc_degenerate": degenerate(alpaca.get("lc_win_rate"))}
+
+    def put(key, metric):
+        row[key] = None if metric is None else metric["value"]
+        row[key + SE_SUFFIX] = metric_se(metric)
+
+    for key in ("mean_length", "win_rate", "lc_win_rate", "gold_reward"):
+        put(key, alpaca.get(key))
     mt_bench = results / "scores" / model / "mt_bench.json"
     if mt_bench.is_file():
-        row["mt_bench"] = read_json(mt_bench, schema="score")["metrics"]["overall"]["value"]
+        put("mt_bench", read_json(mt_bench, schema="score")["metrics"]["overall"])
     board = results / "scores" / "leaderboard" / "arena_hard.json"
     if board.is_file():
-        row["arena_hard"] = read_json(board, schema="leaderboard")["models"].get(model, {}).get("score", {}).get("value")
+        put("arena_hard", read_json(board, schema="leaderboard")["models"].get(model, {}).get("score"))
     academic = results / "scores" / model / "academic.json"
     if academic.is_file():
         for task, metric in read_json(academic, schema="score")["metrics"].items():
-            row[task] = metric["value"]
+            put(task, metric)
     return row
 
 
+def variant_summary(models: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant (in ``models``' order): each metric the mean over its seeds with its 95 % CI
+    (``<key> CI low``/``<key> CI high``, evals/aggregate.py ``seed_interval``), the seeds' degenerate-LC reasons, the
+    number of seeds, and the ‡ flag of a method variant measured with one seed."""
+    metrics = [c[:-len(SE_SUFFIX)] for c in models.columns if c.endswith(SE_SUFFIX)]
+    rows = []
+    for variant, group in models.groupby("variant", sort=False):
+        row = {"model": variant, "module": group["module"].iloc[0], "length_penalty": group["length_penalty"].iloc[0],
+               SEEDS: "shared" if variant == SHARED_MODEL else len(group)}
+        for key in metrics:
+            present = group[group[key].notna()]
+            if present.empty:
+                row[key] = None
+                continue
+            ses = [None if pd.isna(se) else float(se) for se in present[key + SE_SUFFIX]]
+            row[key], half = seed_interval([float(v) for v in present[key]], ses)
+            row[key + LOW], row[key + HIGH] = (None, None) if half is None else (row[key] - half, row[key] + half)
+        reasons = [(seed, r) for seed, r in zip(group["seed"], group["lc_degenerate"]) if isinstance(r, str) and r]
+        row["lc_degenerate"] = None if not reasons else reasons[0][1] if len(group) == 1 else \
+            "; ".join(f"seed {int(seed)}: {r}" for seed, r in reasons)
+        row[FEW_SEEDS] = variant != SHARED_MODEL and len(group) < 2
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def table6(models: pd.DataFrame, published: list[dict] | None = None) -> pd.DataFrame:
-    """Iterative models (and SFT for reference) with their length penalty: the shape of the report's Table 6.
+    """Iterative models (and SFT for reference) with their length penalty: the shape of the report's Table 6. One row
+    per ``models`` row (``variant_summary``'s: a variant's mean over seeds, with its CI columns where given).
 
     ``published``: the paper's Table 6 rows (``evals/published/<name>.yaml``), printed first as "(published)" rows;
     each one whose ``ours`` model is in the table gets a row of ours minus published beneath ours. Our length is
@@ -62,8 +104,12 @@ def table6(models: pd.DataFrame, published: list[dict] | None = None) -> pd.Data
              "gold_reward": "Gold reward", "lc_degenerate": "LC Alp." + MARK}
     if "lc_degenerate" in rows and rows["lc_degenerate"].isna().all():
         rows = rows.drop(columns="lc_degenerate")  # the mark column only where a cell is marked
-    keep = [c for c in names if c in rows] + [c for c in rows if c.startswith("micro_") or c in ACADEMIC_TITLES]
-    ours = rows[keep].rename(columns={**names, **ACADEMIC_TITLES})
+    base = [c for c in names if c in rows] + [c for c in rows if (c.startswith("micro_") or c in ACADEMIC_TITLES)
+                                               and not c.endswith((LOW, HIGH, SE_SUFFIX))]
+    keep = [c + suffix for c in base for suffix in ("", LOW, HIGH) if c + suffix in rows]
+    keep = keep[:1] + [c for c in (SEEDS,) if c in rows] + keep[1:] + [c for c in (FEW_SEEDS,) if c in rows]
+    titles = {**names, **ACADEMIC_TITLES}
+    ours = rows[keep].rename(columns={c + suffix: titles.get(c, c) + suffix for c in base for suffix in ("", LOW, HIGH)})
     if not published:
         return ours
     refs = pd.DataFrame([{k: v for k, v in ref.items() if k != "ours"} | {"Model": f"{ref['Model']} (published)"}
@@ -113,18 +159,24 @@ def published_table6(names: list[str]) -> list[dict]:
     return rows
 
 
+TABLE6_SEEDS = ("- Each method row: the mean over its seeds [95 % CI: t_{0.975,S-1} * sqrt(s^2/S + mean(se^2)), as in "
+                "methods.md]; sft: the one shared checkpoint, its CI the suite's own. Per-seed values: "
+                "length_analysis.json (models) and per_seed.csv.")
 TABLE6_DIGITS = {"Len. Pen.": 3, "Gold reward": 3, "MT-Bench": 2}  # the rest with 1 decimal
 ACADEMIC_TITLES = {"gsm8k": "GSM-8K", "mmlu": "MMLU", "humaneval": "HumanEval", "truthfulqa_mc2": "TruthfulQA",
                    "arc_challenge": "ARC", "mbpp": "MBPP"}
 
 
 def iteration_lengths(results: Path, models: pd.DataFrame) -> pd.DataFrame:
-    """Mean sampled length, chosen/rejected length and mean reward per iteration of each iterative model."""
+    """Mean sampled length, chosen/rejected length and mean reward per iteration of each iterative model (one row per
+    seed's model; ``seed_means`` averages them)."""
     rows = []
     for model in models.loc[models["module"] == "iterative_dpo", "model"]:
         for stats_path in sorted((results / "iterative" / model).glob("iter*/stats.json")):
             stats = read_json(stats_path)
-            rows.append({"model": model, "iteration": stats["iteration"], "length_penalty": stats["length_penalty"],
+            rows.append({"model": model, "variant": split_seeded(model)[0], "seed": split_seeded(model)[1],
+                         "iteration": stats["iteration"],
+                         "length_penalty": stats["length_penalty"],
                          "mean_length": stats["mean_length_chars"], "chosen_length": stats["mean_chosen_length_chars"],
                          "rejected_length": stats["mean_rejected_length_chars"], "mean_reward": stats["mean_reward"]})
     return pd.DataFrame(rows)
@@ -205,7 +257,31 @@ def overoptimisation(results: Path, models: pd.DataFrame, gold_reward: dict | No
                     rows.append({"model": model, "module": module, "axis": "rollout step", "step": step,
                                  "rm_score": float(entry["reward"]), "gold_reward": None, "n_answers": None,
                                  "source": f"models/{model}/provenance.json metrics.train_log[{step - 1}]"})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame.insert(1, "variant", [split_seeded(m)[0] for m in frame["model"]])
+        frame.insert(2, "seed", [split_seeded(m)[1] for m in frame["model"]])
+    return frame
+
+
+def seed_means(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
+    """The mean over seeds of ``values`` per ``keys`` (a variant's curve from its seeds' points), with the number of
+    seeds averaged (``n_seeds``); a value no seed has stays empty."""
+    if frame.empty:
+        return frame
+    grouped = frame.groupby(keys, sort=False, dropna=False)
+    means = grouped[values].mean().reset_index()
+    return means.assign(n_seeds=grouped.size().to_numpy())
+
+
+def with_seed_means(points: pd.DataFrame) -> pd.DataFrame:
+    """overoptimisation.csv's rows: every seed's points, then each variant's mean over its seeds (``seed`` "mean",
+    ``model`` the variant), the points the plot draws."""
+    if points.empty:
+        return points
+    means = seed_means(points, ["variant", "module", "axis", "step"], ["rm_score", "gold_reward"])
+    means = means.assign(model=means["variant"], seed="mean", source="mean over the seeds' rows")
+    return pd.concat([points.astype({"seed": object}), means], ignore_index=True)
 
 
 def _best_of_n_point(results: Path, model: str) -> list[dict]:
@@ -282,10 +358,12 @@ def plot(models: pd.DataFrame, iterations: pd.DataFrame, out_dir: Path) -> list[
                          "Win rate and length across models", out_dir / "winrate_vs_length.png"))
     if not iterations.empty:
         fig, ax = plt.subplots(figsize=(6, 4))
-        for model, group in iterations.groupby("model"):
-            ax.plot(group["iteration"], group["mean_length"], marker="o", label=f"{model} (λ={group['length_penalty'].iloc[0]})")
+        means = seed_means(iterations, ["variant", "iteration", "length_penalty"], ["mean_length"])
+        for variant, group in means.groupby("variant", sort=False):
+            ax.plot(group["iteration"], group["mean_length"], marker="o",
+                    label=f"{variant} (λ={group['length_penalty'].iloc[0]}, {group['n_seeds'].iloc[0]} seeds)")
         written.append(_save(fig, ax, "iteration", "mean sampled length (characters)",
-                             "Iterative DPO: answer length per iteration", out_dir / "iterative_length.png"))
+                             "Iterative DPO: answer length per iteration (mean over seeds)", out_dir / "iterative_length.png"))
     return written
 
 
@@ -297,6 +375,8 @@ def plot_overoptimisation(points: pd.DataFrame, out_dir: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not points.empty:
+        points = points[points["seed"] == "mean"]    # each variant's mean over its seeds (with_seed_means)
     both = points.dropna(subset=["rm_score", "gold_reward"]) if not points.empty else points
     if both.empty:
         return None
@@ -328,8 +408,9 @@ def report(summary: dict, t6: pd.DataFrame, iterations: pd.DataFrame, points: pd
     if points is not None and not points.empty:
         lines += ["## Over-optimisation: reward-model score vs gold reward (Gao et al. 2023)", "",
                   "Best-of-n over n (AlpacaEval answers), iterative methods over rounds (round t's samples come from "
-                  "the policy after t − 1 rounds), PPO over rollout steps (no gold in its log). Every row names its "
-                  "files (under the study folder); the plot is overoptimisation.png.", "",
+                  "the policy after t − 1 rounds), PPO over rollout steps (no gold in its log). Every seed's row names "
+                  "its files (under the study folder); rows with seed \"mean\" average a variant's seeds and are what "
+                  "the plot, overoptimisation.png, draws.", "",
                   points.to_markdown(index=False, floatfmt=".3g"), ""]
     am = summary["across_models"]
     if "pearson_win_rate_length" in am:
@@ -356,18 +437,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.results.is_dir():
         raise InputError(f"{args.results}: no such results folder")
-    models = pd.DataFrame([model_summary(args.results, m) for m in args.models])
+    models = pd.DataFrame([model_summary(args.results, m) for m in args.models])   # one row per seed's model
+    variants = variant_summary(models)                                              # one row per variant
     iterations = iteration_lengths(args.results, models)
-    t6 = table6(models, published_table6(args.published))
-    points = overoptimisation(args.results, models,
-                              json.loads(args.gold_reward_json) if args.gold_reward_json else None)
+    t6 = table6(variants, published_table6(args.published))
+    points = with_seed_means(overoptimisation(args.results, models,
+                                              json.loads(args.gold_reward_json) if args.gold_reward_json else None))
     # a column mixing None and numbers (length_penalty: only iterative models have one) reads back as NaN: null in JSON
-    summary = {"models": models.astype(object).where(models.notna(), None).to_dict(orient="records"),
-               "iterations": iterations.to_dict(orient="records"),
+    summary = {"models": json.loads(models.to_json(orient="records")),
+               "variants": json.loads(variants.to_json(orient="records")),
+               "iterations": json.loads(iterations.to_json(orient="records")),
                "overoptimisation": json.loads(points.to_json(orient="records")),
-               "reward_model": reward_length_correlation(args.results, models), "across_models": across_models(models)}
+               "reward_model": reward_length_correlation(args.results, models),
+               "across_models": across_models(variants)}
     write_text(args.out_dir / "table6.csv", t6.to_csv(index=False))
-    caption = table6_caption(args.results, args.models, args.published)
+    caption = "\n".join(part for part in (table6_caption(args.results, args.models, args.published), TABLE6_SEEDS)
+                         if part)
     records = t6.to_dict(orient="records")
     caption = with_notes(caption, records)  # a marked (†) LC cell: why it is not a measurement
     write_text(args.out_dir / "table6.md", to_markdown(records, TABLE6_DIGITS, caption))
@@ -379,7 +464,7 @@ def main(argv: list[str] | None = None) -> None:
     write_text(args.out_dir / "length_analysis.html", "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
                f"<title>Length-bias analysis</title></head><body><pre>{html.escape(analysis)}</pre></body></html>\n")
     write_text(args.out_dir / "overoptimisation.csv", points.to_csv(index=False))
-    for path in [*plot(models, iterations, args.out_dir), plot_overoptimisation(points, args.out_dir)]:
+    for path in [*plot(variants, iterations, args.out_dir), plot_overoptimisation(points, args.out_dir)]:
         if path is None:
             continue
         log.info("wrote %s", path)
