@@ -290,3 +290,32 @@ def test_two_seeds_give_mean_ci_share_and_per_seed_file(tmp_path):
     gold = per_seed[per_seed["metric"] == "gold_reward"].set_index("model")
     assert gold.loc["dpo-s1", ["variant", "seed", "value"]].tolist() == ["dpo", 1, 0.2]
     assert pd.isna(gold.loc["sft", "seed"]) and gold.loc["sft", "variant"] == "sft"
+
+
+def test_table6_rows_are_means_over_seeds_with_a_ci_and_one_seed_is_marked():
+    """Table 6 over seeds: a variant's row is the mean of its seeds' rows with the seed_interval CI, a variant with
+    one seed is marked ‡ (and the caption says why), SFT (the shared checkpoint) is not. Guards against Table 6
+    printing one seed's numbers, or a one-seed CI passed off as covering training variance."""
+    from evals.aggregate import to_markdown, with_notes
+    from evals.length_analysis import TABLE6_DIGITS, table6, variant_summary
+
+    def row(model, lc, se, lam=0.0):
+        variant, _, seed = model.rpartition("-s")
+        return {"model": model, "variant": variant or model, "seed": int(seed) if variant else None,
+                "module": "sft" if model == "sft" else "iterative_dpo", "length_penalty": None if model == "sft" else lam,
+                "lc_win_rate": lc, "lc_win_rate_se": se, "mean_length": 100.0, "mean_length_se": None,
+                "lc_degenerate": None}
+
+    models = pd.DataFrame([row("sft", 40.0, 1.0), row("iterative_dpo-s0", 42.0, 0.0), row("iterative_dpo-s1", 46.0, 0.0),
+                           row("iterative_dpo_concise_l0.03-s0", 44.0, 2.0, 0.03)])
+    t6 = table6(variant_summary(models)).set_index("Model")
+    half = 12.706204736174707 * (8.0 / 2) ** 0.5                  # t_{0.975,1} * sqrt(s^2 / 2), s^2 = 8
+    assert t6.loc["iterative_dpo", "LC Alp."] == 44.0
+    assert t6.loc["iterative_dpo", "LC Alp. CI high"] == pytest.approx(44.0 + half)
+    assert t6.loc["iterative_dpo_concise_l0.03", "LC Alp. CI low"] == pytest.approx(44.0 - 1.96 * 2.0, abs=1e-3)
+    records = t6.reset_index().to_dict(orient="records")
+    markdown = to_markdown(records, TABLE6_DIGITS, with_notes("", records))
+    lines = {line.split("|")[1].strip(): line for line in markdown.splitlines() if line.startswith("| ")}
+    assert "44.0 [40.1, 47.9] ‡" in lines["iterative_dpo_concise_l0.03"]
+    assert "‡" not in lines["iterative_dpo"] and "‡" not in lines["sft"]
+    assert "- ‡ CI from fewer than 2 seeds: training variance not included" in markdown

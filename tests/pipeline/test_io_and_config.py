@@ -11,7 +11,8 @@ import yaml
 
 from methods.registry import check_method_blocks
 from evals.registry import check_suite_blocks
-from pipeline.config import ConfigError, check_config, expand_sweeps, models
+from pipeline.config import (ConfigError, check_config, expand_sweeps, models, seeded_name,
+                             seeds_from_command_line, split_seeded, variants)
 from pipeline.io import InputError, read_jsonl, write_jsonl
 from tests.study_configs import study_configs
 
@@ -207,7 +208,7 @@ def test_length_penalty_list_is_one_model_per_value():
     config["methods"]["iterative_dpo_concise"]["length_penalty"] = [0.0, 0.01, 0.03]
     check_config(config, plugin_checks=[check_method_blocks])
     swept = ["iterative_dpo_concise_l0", "iterative_dpo_concise_l0.01", "iterative_dpo_concise_l0.03"]
-    assert [m for m in models(config) if m.startswith("iterative_dpo_concise")] == swept
+    assert [m for m in variants(config) if m.startswith("iterative_dpo_concise")] == swept
     blocks = expand_sweeps(config["methods"])
     assert [blocks[m]["length_penalty"] for m in swept] == [0.0, 0.01, 0.03]
     assert blocks["iterative_dpo_concise_l0.01"]["trainer"] == config["methods"]["iterative_dpo_concise"]["trainer"]
@@ -218,3 +219,35 @@ def test_length_penalty_list_is_one_model_per_value():
     refused(lambda c: c["methods"].update(iterative_dpo_concise_l0=c["methods"]["iterative_dpo"]) or
             c["methods"]["iterative_dpo_concise"].update(length_penalty=[0.0, 0.03]),
             r"methods\.iterative_dpo_concise\.length_penalty: model name 'iterative_dpo_concise_l0' is already taken")
+
+
+def test_seeded_names_round_trip_and_models_cover_every_seed():
+    """The one place model names are made and parsed (contracts: sft, then <variant>-s<seed>). Guards against a
+    name that parses back to another variant or seed (a swept λ such as 1e-05 has a dash of its own), and against
+    a variant missing one of its seeds."""
+    for variant, seed in (("dpo", 0), ("iterative_dpo_concise_l0.03", 12), ("iterative_dpo_concise_l1e-05", 2)):
+        assert split_seeded(seeded_name(variant, seed)) == (variant, seed)
+    assert seeded_name("best_of_n_4", 2) == "best_of_n_4-s2" and split_seeded("sft") == ("sft", None)
+    with pytest.raises(InputError, match=r"model name 'dpo': expected 'sft' or <variant>-s<seed>"):
+        split_seeded("dpo")
+    config = copy.deepcopy(DEFAULT)
+    config["seeds"] = [3, 1]
+    names = models(config)
+    assert names[0] == "sft" and len(names) == 1 + 2 * len(variants(config))
+    assert names[1:3] == [seeded_name(variants(config)[0], 3), seeded_name(variants(config)[0], 1)]
+
+
+def test_bad_seeds_are_refused_naming_the_key():
+    """`seeds:` must be a non-empty list of unique non-negative integers: a seed given twice would be one model
+    name for two runs (they would overwrite each other's checkpoint)."""
+    refused(lambda c: c.update(seeds=[0, 0]), r"key seeds: \[0, 0\] has non-unique elements", plugin=False)
+    refused(lambda c: c.update(seeds=[]), r"key seeds: \[\] should be non-empty", plugin=False)
+    refused(lambda c: c.update(seeds=[-1]), r"key seeds\.0: -1 is less than the minimum of 0", plugin=False)
+    refused(lambda c: c.pop("seeds"), r"key \(top level\): 'seeds' is a required property", plugin=False)
+    config = copy.deepcopy(DEFAULT)
+    config["seeds"] = [1, 1]                              # models() alone (no schema) refuses it too
+    with pytest.raises(ConfigError, match=r"config key seeds: \[1, 1\]; expected a list of at least one unique"):
+        models(config)
+    command_line = {"seeds": ["0", "2"]}                  # Snakemake's --config seeds=[0,2]: strings
+    seeds_from_command_line(command_line)
+    assert command_line["seeds"] == [0, 2]
