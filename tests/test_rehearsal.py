@@ -177,7 +177,7 @@ def test_real_path_ran_on_the_mirror(rehearsal):
     submitted = rehearsal["log"].count("has been submitted with SLURM jobid")
     jobs = {rule: rehearsal["log"].count(f"rule {rule}:") for rule in GPU_RULES}
     assert jobs["sft"] == 1 and submitted >= sum(jobs.values()), (submitted, jobs)   # every GPU rule's job via sbatch
-    for model in ("sft", "dpo", "reward_model"):
+    for model in ("sft", "dpo-s0", "reward_model"):                                    # dpo: its one seed
         assert read_json(results / "models" / model / "provenance.json")["compute"]["world_size"] == 2, model
     assert read_json(results / "models" / "reward_model" / "provenance.json")["init"]["hub_id"].endswith("-Instruct")
     manifest = read_json(results / "download.json")

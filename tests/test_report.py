@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import models
+from pipeline.config import variants
 from tests.smoke_study import SMOKE_STUDY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +130,7 @@ def test_report_shows_method_table_and_plot_in_chromium(report, tmp_path):
     (report.parent / "report_methods_table.png").write_bytes(base64.b64decode(rendered["table"].pop("screenshot")))
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     table = rendered["table"]
-    assert table["models"] == models(config)
+    assert table["models"] == ["sft", *variants(config)]                            # one row per variant
     assert "AlpacaEval WR (%)" in table["header"] and "Gold accuracy (%)" in table["header"]
     assert table["height"] > 20 * len(table["models"]) and table["cell_width"] > 0
     assert rendered["image"]["natural"] == [720, 480]  # matplotlib's 6x4 inches at dpi 120

@@ -1,4 +1,5 @@
-# Aggregation: tables from every score file, every suite's cross-model leaderboard and every checkpoint's provenance.
+# Aggregation: tables from every score file, every suite's cross-model leaderboard and every checkpoint's provenance:
+# one row per method variant, each cell the mean over its seeds with a 95 % CI (evals/aggregate.py seed_interval).
 
 
 rule aggregate:
@@ -14,6 +15,7 @@ rule aggregate:
         html=report(f"{R}/tables/methods.html", caption="../report/methods.rst", category="Tables"),
         csv=f"{R}/tables/methods.csv",
         json=f"{R}/tables/methods.json",
+        per_seed=f"{R}/tables/per_seed.csv",  # every seed's value of every cell (long format), the cells' source
         compute=f"{R}/tables/compute.md",
         compute_html=report(f"{R}/tables/compute.html", caption="../report/compute.rst", category="Tables"),
         compute_csv=f"{R}/tables/compute.csv",
