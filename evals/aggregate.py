@@ -134,24 +134,25 @@ def seed_interval(values: list[float], stderrs: list[float | None]) -> tuple[flo
     return mean, float(t.ppf(0.975, len(values) - 1)) * math.sqrt(between / len(values) + item_var)
 
 
-def combine(metrics: list[dict | None], seeds: list[int | None]) -> dict | None:
-    """One table cell from the same metric of each seed's model: ``{value, lower, upper, degenerate}`` (lower/upper
-    None where no uncertainty is known; degenerate only when a seed's metric is). One model (one seed, or the shared
-    SFT checkpoint) keeps its suite's own CI: its interval, else value ± 1.96 se."""
-    present = [m for m in metrics if m is not None]
+def combine(records: list[dict | None], seeds: list[int | None]) -> dict | None:
+    """One table cell from the same metric of each seed's model (``per_seed_records`` rows: value, se, lower,
+    upper, degenerate): ``{value, lower, upper, degenerate}`` (lower/upper None where no uncertainty is known;
+    degenerate only when a seed's metric is). One model (one seed, or the shared SFT checkpoint) keeps its suite's
+    own CI: its interval, else value ± 1.96 se."""
+    present = [r for r in records if r is not None]
     if not present:
         return None
-    if len(present) != len(metrics):
-        missing = [s for m, s in zip(metrics, seeds) if m is None]
-        raise InputError(f"a metric is missing for seeds {missing} but present for the others: every seed's files "
-                         f"must have the same metrics")
+    if len(present) != len(records):
+        missing = [s for r, s in zip(records, seeds) if r is None]
+        raise InputError(f"{present[0]['column']}: no value for seeds {missing} but a value for the others: every "
+                         f"seed's files must have the same metrics")
     if len(present) == 1 and present[0].get("lower") is not None and present[0].get("upper") is not None:
         mean, low, high = present[0]["value"], present[0]["lower"], present[0]["upper"]
     else:
-        mean, half = seed_interval([float(m["value"]) for m in present], [metric_se(m) for m in present])
+        mean, half = seed_interval([float(r["value"]) for r in present], [r.get("se") for r in present])
         low, high = (None, None) if half is None else (mean - half, mean + half)
     cell = {"value": mean, "lower": low, "upper": high}
-    reasons = [(s, degenerate(m)) for m, s in zip(present, seeds) if degenerate(m)]
+    reasons = [(s, r["degenerate"]) for r, s in zip(present, seeds) if r.get("degenerate")]
     if reasons:
         cell["degenerate"] = reasons[0][1] if len(present) == 1 else \
             "; ".join(f"seed {s}: {reason}" for s, reason in reasons)
@@ -182,7 +183,7 @@ def per_seed_records(models: list[str], scores: Mapping, boards: Mapping,
             records.append({"variant": variant, "seed": seed, "model": model, "suite": suite, "metric": column.key,
                             "column": column.title, "value": metric["value"], "se": metric_se(metric),
                             "lower": metric.get("lower"), "upper": metric.get("upper"), "n": metric.get("n"),
-                            "degenerate": degenerate(metric), "_metric": metric})
+                            "degenerate": degenerate(metric)})
     return records
 
 
@@ -203,13 +204,12 @@ def headline(columns: list[tuple[str, Column]], records: list[dict]) -> Column |
     return candidates[0] if candidates else None
 
 
-def method_rows(models: list[str], scores: Mapping, boards: Mapping, columns: list[tuple[str, Column]],
-                models_dir: Path, records: list[dict] | None = None) -> list[dict]:
+def method_rows(models: list[str], records: list[dict], columns: list[tuple[str, Column]],
+                models_dir: Path) -> list[dict]:
     """One row per variant (SFT first as given): each cell ``combine``d over the variant's seeds, the number of
     seeds, the share of seeds beating SFT on the ``headline`` metric, tokens seen (mean over seeds), and every seed's
     checkpoint hash."""
-    records = per_seed_records(models, scores, boards, columns) if records is None else records
-    cells = {(r["model"], r["column"]): r["_metric"] for r in records}
+    cells = {(r["model"], r["column"]): r for r in records}
     top = headline(columns, records)
     rows = []
     for variant, group in by_variant(models).items():
@@ -225,7 +225,8 @@ def method_rows(models: list[str], scores: Mapping, boards: Mapping, columns: li
             sft = cells[(SHARED_MODEL, top.title)]["value"]
             beats = sum(cells[(m, top.title)]["value"] > sft for m in group if (m, top.title) in cells)
             row[BEATS] = f"{beats}/{len(group)}"
-        row["Tokens seen"] = math.fsum(p["tokens_seen"] for p in provenances) / len(provenances)
+        tokens = math.fsum(p["tokens_seen"] for p in provenances) / len(provenances)
+        row["Tokens seen"] = int(tokens) if tokens.is_integer() else tokens   # the mean over seeds
         row["Checkpoint"] = " ".join(p["checkpoint_hash"] for p in provenances)
         row["Parent"] = " ".join(dict.fromkeys(p["parents"].get("policy", {}).get("checkpoint_hash", "")
                                                for p in provenances))
@@ -465,9 +466,8 @@ def main(argv: list[str] | None = None) -> None:
     scores = load_scores(args.scores)
     records = per_seed_records(args.models, scores, load_leaderboards(args.leaderboards), columns)
     write_text(args.out_dir / "per_seed.csv",
-               pd.DataFrame([{k: v for k, v in r.items() if k != "_metric"} for r in records],
-                            columns=PER_SEED_COLUMNS).astype({"seed": "Int64"}).to_csv(index=False))
-    rows = method_rows(args.models, scores, {}, columns, args.models_dir, records)
+               pd.DataFrame(records, columns=PER_SEED_COLUMNS).astype({"seed": "Int64"}).to_csv(index=False))
+    rows = method_rows(args.models, records, columns, args.models_dir)
     top = headline(columns, records)
     seeds_note = seeds_caption(rows, top.title if top else None)
     judges = judges_by_suite(scores)

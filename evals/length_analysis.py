@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evals.aggregate import (FEW_SEEDS, HIGH, LOW, MARK, SEEDS, degenerate, judge_line, metric_se, seed_interval,
+from evals.aggregate import (FEW_SEEDS, HIGH, LOW, MARK, SEEDS, combine, degenerate, judge_line, metric_se,
                              to_html, to_markdown, with_notes)
 from pipeline.config import SHARED_MODEL, split_seeded
 from pipeline.cli import entry_point
@@ -67,24 +67,25 @@ def model_summary(results: Path, model: str) -> dict:
 
 def variant_summary(models: pd.DataFrame) -> pd.DataFrame:
     """One row per variant (in ``models``' order): each metric the mean over its seeds with its 95 % CI
-    (``<key> CI low``/``<key> CI high``, evals/aggregate.py ``seed_interval``), the seeds' degenerate-LC reasons, the
-    number of seeds, and the ‡ flag of a method variant measured with one seed."""
+    (``<key> CI low``/``<key> CI high``: evals/aggregate.py ``combine``, as every table cell), the seeds'
+    degenerate-LC reasons, the number of seeds, and the ‡ flag of a method variant measured with one seed."""
     metrics = [c[:-len(SE_SUFFIX)] for c in models.columns if c.endswith(SE_SUFFIX)]
     rows = []
     for variant, group in models.groupby("variant", sort=False):
         row = {"model": variant, "module": group["module"].iloc[0], "length_penalty": group["length_penalty"].iloc[0],
                SEEDS: "shared" if variant == SHARED_MODEL else len(group)}
+        seeds = [None if pd.isna(seed) else int(seed) for seed in group["seed"]]
         for key in metrics:
-            present = group[group[key].notna()]
-            if present.empty:
-                row[key] = None
-                continue
-            ses = [None if pd.isna(se) else float(se) for se in present[key + SE_SUFFIX]]
-            row[key], half = seed_interval([float(v) for v in present[key]], ses)
-            row[key + LOW], row[key + HIGH] = (None, None) if half is None else (row[key] - half, row[key] + half)
-        reasons = [(seed, r) for seed, r in zip(group["seed"], group["lc_degenerate"]) if isinstance(r, str) and r]
-        row["lc_degenerate"] = None if not reasons else reasons[0][1] if len(group) == 1 else \
-            "; ".join(f"seed {int(seed)}: {r}" for seed, r in reasons)
+            cell = combine([None if pd.isna(value) else
+                            {"column": key, "value": value, "se": None if pd.isna(se) else float(se),
+                             "degenerate": reason if key == "lc_win_rate" and isinstance(reason, str) else None}
+                            for value, se, reason in zip(group[key], group[key + SE_SUFFIX], group["lc_degenerate"])],
+                           seeds)
+            row[key] = None if cell is None else cell["value"]
+            if cell is not None:
+                row[key + LOW], row[key + HIGH] = cell["lower"], cell["upper"]
+            if key == "lc_win_rate":
+                row["lc_degenerate"] = None if cell is None else cell.get("degenerate")
         row[FEW_SEEDS] = variant != SHARED_MODEL and len(group) < 2
         rows.append(row)
     return pd.DataFrame(rows)

@@ -272,6 +272,8 @@ def test_two_seeds_give_mean_ci_share_and_per_seed_file(tmp_path):
         score = json.loads(path.read_text())
         score["metrics"]["gold_reward"] = m(gold, 0.0)
         score["metrics"]["win_rate"] = m(wr, 1.0)
+        if model == "dpo-s1":
+            score["metrics"]["lc_win_rate"] = m(50.0, 0.0, degenerate="every coefficient zero")
         write_json(path, score, schema="score")
     tables = run(tmp_path, models=models)
     t1 = 12.706204736174707                                      # t_{0.975, 1}
@@ -286,6 +288,7 @@ def test_two_seeds_give_mean_ci_share_and_per_seed_file(tmp_path):
     assert dpo["Checkpoint"] == "hash-dpo-s0 hash-dpo-s1" and not dpo["CI from fewer than 2 seeds"]
     markdown = (tables / "methods.md").read_text()
     assert "‡" not in markdown and "Seeds beating SFT: the seeds whose Gold reward is above sft's" in markdown
+    assert "- † dpo, AlpacaEval LC (%): seed 1: every coefficient zero" in markdown   # one seed's fit: still marked
     per_seed = pd.read_csv(tables / "per_seed.csv")
     gold = per_seed[per_seed["metric"] == "gold_reward"].set_index("model")
     assert gold.loc["dpo-s1", ["variant", "seed", "value"]].tolist() == ["dpo", 1, 0.2]

@@ -66,12 +66,6 @@ def checkpoint_done(model):
     return f"{R}/models/{model}/provenance.json"
 
 
-def model_seed(model):
-    """The seed a model's generation samples with: its own seed for <variant>-s<seed>, the shared `seed:` for sft."""
-    seed = split_seeded(model)[1]
-    return config["seed"] if seed is None else seed
-
-
 def final_targets():
     """Every file of the study, not only the tables. Snakemake rebuilds a missing intermediate file only when a target
     asks for it: a checkpoint whose provenance.json a killed forced rerun had already removed was otherwise left

@@ -10,6 +10,12 @@ def model_dir(model):
     return f"{R}/models/{model}"
 
 
+def model_seed(model):
+    """The seed a model's generation samples with: its own seed for <variant>-s<seed>, the shared `seed:` for sft."""
+    seed = split_seeded(model)[1]
+    return config["seed"] if seed is None else seed
+
+
 def generation_file(model, suite):
     return f"{R}/generations/{model}/{EVAL_SUITES[suite].generation_file}"
 
