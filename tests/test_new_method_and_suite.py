@@ -99,5 +99,6 @@ def test_a_new_method_and_suite_need_no_edit_to_any_shared_file(tmp_path):
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-2000:]
     jobs = dry.stdout + dry.stderr
     assert "method=throwaway" in jobs                       # rule train, for the new method
-    assert "model=throwaway, suite=throwaway" in jobs       # judge and score of the new model on the new suite
-    assert "model=dpo, suite=throwaway" in jobs             # ... and of the other models on it
+    assert "/judgments/throwaway/throwaway.jsonl" in jobs   # rule evaluate judges and scores the new model on the
+    assert "/scores/throwaway/throwaway.json" in jobs       # new suite ...
+    assert "/scores/dpo/throwaway.json" in jobs             # ... and the other models on it
