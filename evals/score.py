@@ -15,7 +15,6 @@ from pipeline.logs import get_logger
 
 log = get_logger("evals.score")
 
-
 # Unparsable judge verdicts are kept in the judgment file and excluded from the metrics, as upstream does (AlpacaEval
 # drops NaN preferences, FastChat drops score -1, Arena-Hard drops null scores); past this share of a file the
 # judge, not the model, is what is measured, and the stage fails (config: evals.<suite>.max_unparsable_share).
