@@ -33,9 +33,7 @@ include: "workflow/rules/aggregate.smk"
 
 # On the submit node under any executor: no GPU, and HTTP judges need the internet that compute nodes may lack.
 localrules:
-    judge,
-    score,
-    score_harness,
+    evaluate,
     leaderboard,
     aggregate,
     length_analysis,

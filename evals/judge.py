@@ -1,27 +1,18 @@
-"""Judge stage, one (model, suite) per process: the suite renders its upstream judge prompts, the configured judge
-answers them (the HTTP judge from its on-disk cache first: a rerun makes no call), and one JSONL row per judgment is
-written in the upstream annotation format plus our bookkeeping. No torch, no model: judging runs on CPU nodes.
-
-    python -m evals.judge --suite mt_bench --model dpo --judge-name oracle --judge-json '{"kind": "oracle", ...}' \\
-        --world-json W --generations G --data mt_bench_questions=Q --items I --cache C --out O
+"""Judging one (model, suite): the suite renders its upstream judge prompts, the configured judge answers them (the
+HTTP judge from its on-disk cache first: a rerun makes no call), and one JSONL row per judgment is written in the
+upstream annotation format plus our bookkeeping. No torch, no model: judging runs on CPU nodes. Called per suite by
+the evaluation stage (evals/evaluate.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import time
 from pathlib import Path
+from typing import Any, Mapping
 
 from evals.judges.base import Judge, JudgeRequest
-from evals.registry import ChatSuite, get_suite
-from evals.suites import GOLD, parse_data_args
-from pipeline.cli import entry_point
+from evals.registry import ChatSuite
 from pipeline.io import InputError, write_jsonl
-from pipeline.logs import get_logger
-
-log = get_logger("evals.judge")
 
 
 def make_judge(name: str, block: dict, *, cache_path: Path, world: dict | None) -> Judge:
@@ -73,44 +64,22 @@ class CountingJudge:
         return responses
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--judge-name", required=True)
-    parser.add_argument("--judge-json", required=True)
-    parser.add_argument("--world-json", default="null")
-    parser.add_argument("--settings-json", default="{}", help="the suite's block of the config's `evals`")
-    parser.add_argument("--generations", type=Path, required=True)
-    parser.add_argument("--data", nargs="*", default=[], metavar="KIND=PATH")
-    parser.add_argument("--items", type=Path, help="the micro world's gold items (eval_items.jsonl)")
-    parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    suite = get_suite(args.suite)
-    if not isinstance(suite, ChatSuite) or not suite.is_judged:
-        raise InputError(f"--suite {args.suite}: this suite has no judge")
-    data = parse_data_args(args.data)
-    if args.items is not None:
-        data[GOLD] = args.items
-    judge = CountingJudge(make_judge(args.judge_name, json.loads(args.judge_json), cache_path=args.cache,
-                                     world=json.loads(args.world_json)))
-    started = time.perf_counter()
+
+def judge_suite(suite: ChatSuite, model: str, judge_name: str, block: Mapping[str, Any], *, world: dict | None,
+                generations: Path, data: Mapping[str, Path], settings: Mapping[str, Any], cache: Path,
+                out: Path) -> CountingJudge:
+    """Judge ``model``'s answers of ``suite`` with the judge ``judge_name`` (its config block ``block``; HTTP answers
+    cached in ``cache``) and write the judgment file ``out``; returns the judge with its request and cache counts.
+    A judge model the API answers as unknown or retired stops with one line naming the model and its config key."""
+    judge = CountingJudge(make_judge(judge_name, dict(block), cache_path=cache, world=world))
     try:
-        rows = suite.judge(judge, args.model, args.generations, data, json.loads(args.settings_json))
+        rows = suite.judge(judge, model, generations, data, settings)
     except Exception as err:
-        block = json.loads(args.judge_json)
         if is_unknown_model(err):
             raise InputError(
-                f"config key judges.{args.judge_name}.model: the judge API {block.get('base_url')} answers that model "
+                f"config key judges.{judge_name}.model: the judge API {block.get('base_url')} answers that model "
                 f"{block.get('model')!r} is unknown or retired (HTTP {err.status}); choose a current judge (README, "
                 f"Evaluation suites); numbers from another judge are not comparable with the published ones") from None
         raise
-    write_jsonl(args.out, rows, schema=suite.judgment_schema)
-    log.info("%s/%s: %d judge requests by %s, %d cache hits, %d new calls, %.1f s", args.suite, args.model,
-             judge.requests, judge.judge_id, judge.cache_hits, judge.requests - judge.cache_hits,
-             time.perf_counter() - started)
-
-
-if __name__ == "__main__":
-    entry_point(main)
+    write_jsonl(out, rows, schema=suite.judgment_schema)
+    return judge

@@ -1,22 +1,15 @@
-"""Score stage: one JSON per (model, suite) computed from the suite's judgment file (chat suites) or the harness'
-results (academic), and, in the micro world, from the generations against the gold answers.
-
-    python -m evals.score --suite alpaca_eval --model dpo --judgments J --generations G --items I \\
-        --data alpaca_eval_baseline=B --settings-json '{...}' --world-json W --out results/micro/scores/dpo/alpaca_eval.json
+"""Scoring one (model, suite): one JSON computed from the suite's judgment file (chat suites) or the harness'
+results (academic), and, in the micro world, from the generations against the gold answers. Called per suite by the
+evaluation stage (evals/evaluate.py), after judging.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
-from evals.registry import get_suite
-from evals.suites import GOLD, parse_data_args
-from pipeline.cli import entry_point
+from evals.registry import Suite
 from pipeline.io import InputError, write_json
 from pipeline.logs import get_logger
 
@@ -67,44 +60,25 @@ def finite_or_null(obj: Any) -> Any:
     return obj
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--judgments", type=Path, help="the judgment file (judged suites)")
-    parser.add_argument("--generations", type=Path, required=True)
-    parser.add_argument("--data", nargs="*", default=[], metavar="KIND=PATH")
-    parser.add_argument("--items", type=Path, help="the micro world's gold items (eval_items.jsonl)")
-    parser.add_argument("--settings-json", default="{}", help="the suite's block of the config's `evals`")
-    parser.add_argument("--world-json", default="null")
-    parser.add_argument("--keep", nargs="*", default=[], metavar="SRC=DST",
-                        help="files copied beside the score file (e.g. lm-eval's own results JSON)")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    suite = get_suite(args.suite)
-    if suite.is_judged and args.judgments is None:
-        raise InputError(f"--suite {args.suite}: give --judgments")
-    for path in [args.judgments, args.generations]:
+
+def score_suite(suite: Suite, model: str, *, generations: Path, judgments: Path | None, data: Mapping[str, Path],
+                settings: Mapping[str, Any], world: Mapping[str, Any] | None, out: Path) -> dict:
+    """Compute and write the score file ``out`` of ``model`` on ``suite`` (its config block ``settings``); a judged
+    suite past its unparsable-verdict share stops naming the judgment file. Returns the score written."""
+    if suite.is_judged and judgments is None:
+        raise InputError(f"suite {suite.name}: scoring needs its judgment file")
+    for path in [judgments, generations]:
         if path is not None and not path.is_file():
             raise InputError(f"{path}: file not found")
-    data = parse_data_args(args.data)
-    if args.items is not None:
-        data[GOLD] = args.items
-    settings = json.loads(args.settings_json)
-    score = suite.score(args.model, args.generations, args.judgments, data, settings, json.loads(args.world_json))
+    score = suite.score(model, generations, judgments, data, settings, world)
     if suite.is_judged:
-        check_unparsable(score, args.suite, args.judgments, settings)
+        check_unparsable(score, suite.name, judgments, settings)
     score = finite_or_null(score)
-    for pair in args.keep:
-        src, _, dst = pair.partition("=")
-        Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-    write_json(args.out, score, schema="score")
-    log.info("%s/%s: %s", args.suite, args.model,
-             ", ".join(f"{k}={v['value']:.3g}" for k, v in score["metrics"].items() if v["value"] is not None
-                       and "_turn_" not in k
-                       and not k.startswith("gold_accuracy_")))
+    write_json(out, score, schema="score")
+    return score
 
 
-if __name__ == "__main__":
-    entry_point(main)
+def summary(score: Mapping[str, Any]) -> str:
+    """The headline metrics of a score for the log line (per-turn and per-family entries left out)."""
+    return ", ".join(f"{k}={v['value']:.3g}" for k, v in score["metrics"].items()
+                     if v["value"] is not None and "_turn_" not in k and not k.startswith("gold_accuracy_"))

@@ -56,13 +56,11 @@ def expected_jobs(config: dict) -> dict[str, int]:
     seeds = len(config["seeds"])                 # every method variant once per seed: <variant>-s<seed>
     models = 1 + len(methods) * seeds
     suites = [get_suite(name) for name in config["evals"]]
-    judged = sum(s.is_judged for s in suites)
     return {"download": int("data" in config), "data": 1, "base": 1, "sft": 1, "reward_model": 1,
             "train": (len(methods) - len(iterative) - len(inference)) * seeds, "inference_rule": len(inference) * seeds,
             "iterative_iteration": sum(methods[m]["iterations"] for m in iterative) * seeds,
             "iterative_final": len(iterative) * seeds,
-            "generate": models, "judge": models * judged, "score": models * judged,
-            "score_harness": models * (len(suites) - judged), "leaderboard": sum(s.has_leaderboard for s in suites),
+            "generate": models, "evaluate": models, "leaderboard": sum(s.has_leaderboard for s in suites),
             "aggregate": 1, "length_analysis": 1, "all": 1}
 
 
@@ -180,19 +178,22 @@ def test_rerun_has_nothing_to_do(smoke):
 
 
 def test_corrupt_row_stops_the_rule_with_one_clear_line(smoke):
-    judgments = smoke / "judgments" / "sft" / "alpaca_eval.jsonl"
-    original = judgments.read_text()
+    """Bug guarded: a corrupt row of a file a rule reads ending the job in a traceback instead of one line naming the
+    file and the row. The evaluate rule judges and scores every suite of a model, suite by suite: the log has one
+    line per suite already done, then the error."""
+    generations = smoke / "generations" / "sft" / "mt_bench.jsonl"
+    original = generations.read_text()
     lines = original.splitlines(keepends=True)
     try:
-        judgments.write_text("".join(lines[:2]) + '{"instruction": "cut off\n' + "".join(lines[3:]))
+        generations.write_text("".join(lines[:2]) + '{"question_id": "cut off\n' + "".join(lines[3:]))
         proc = snakemake("--cores", "1", "--configfile", "config/smoke.yaml", "--config", f"study={STUDY}",
-                         "--forcerun", "score", f"results/{STUDY}/scores/sft/alpaca_eval.json", check=False)
+                         "--forcerun", "evaluate", f"results/{STUDY}/scores/sft/mt_bench.json", check=False)
         assert proc.returncode != 0
-        log = (smoke / "logs" / "score" / "sft" / "alpaca_eval.log").read_text().strip()
-        assert len(log.splitlines()) == 1
-        assert log.startswith(f"error: {judgments.relative_to(ROOT)}, row 3: not valid JSON (")
+        log = (smoke / "logs" / "evaluate" / "sft.log").read_text().strip()
+        assert "Traceback" not in log
+        assert log.splitlines()[-1].startswith(f"error: {generations.relative_to(ROOT)}, row 3: not valid JSON (")
     finally:
-        judgments.write_text(original)
+        generations.write_text(original)
 
 
 def test_length_analysis_is_computed_from_iteration_and_score_files(smoke):

@@ -1,6 +1,6 @@
 """kill -9 anywhere: the real Snakemake on a minimal study (one method, MT-Bench judged over HTTP by the loopback fake
 server, AlpacaEval by the oracle) is SIGKILLed, with all its jobs, inside a training rule, inside generation, inside
-the judge rule and inside a forced rerun; after each kill the README's commands (`--unlock`, then the same command)
+the evaluate rule (mid-judging) and inside a forced rerun; after each kill the README's commands (`--unlock`, then the same command)
 finish the study. The tables must equal those of an uninterrupted run byte for byte, and the judge server's call
 count proves no answer it gave was paid for twice. Not the smoke DAG (tests/test_dag.py): about 20 s of training."""
 
@@ -124,15 +124,16 @@ def test_killed_anywhere_then_resumed_gives_the_same_tables_and_pays_no_judgment
     tables, reference_bodies = reference
     with FakeOpenAIServer(style="rating") as server:
         study = Study(tmp_path, minimal_config(server.base_url))
-        dpo = study.results / "models" / "dpo" / "provenance.json"
+        dpo = study.results / "models" / "dpo-s0" / "provenance.json"
 
         # 1. inside a training rule: DPO has started
-        study.kill_when(running(study, "train/dpo.log"))
+        study.kill_when(running(study, "train/dpo-s0.log"))
         assert not dpo.exists()
         # 2. the same command again (after --unlock, as the README says), killed inside DPO's generation job
         study.run("--unlock")
-        study.kill_when(running(study, "generate/dpo.log"))
-        # 3. and again, killed inside a judge job: one answer received and cached, the next one cut off (stalled)
+        study.kill_when(running(study, "generate/dpo-s0.log"))
+        # 3. and again, killed inside an evaluate job while it judges MT-Bench: one answer received and cached, the
+        #    next one cut off (stalled)
         study.run("--unlock")
         server.script(ok(), stall(300))
         calls = server.calls

@@ -99,5 +99,6 @@ def test_a_new_method_and_suite_need_no_edit_to_any_shared_file(tmp_path):
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-2000:]
     jobs = dry.stdout + dry.stderr
     assert "method=throwaway" in jobs                       # rule train, for the new method
-    assert "model=throwaway-s0, suite=throwaway" in jobs    # judge and score of the new model (seed 0) on the new suite
-    assert "model=dpo-s0, suite=throwaway" in jobs          # ... and of the other models on it
+    assert "/judgments/throwaway-s0/throwaway.jsonl" in jobs   # rule evaluate judges and scores the new model
+    assert "/scores/throwaway-s0/throwaway.json" in jobs       # (seed 0) on the new suite ...
+    assert "/scores/dpo-s0/throwaway.json" in jobs             # ... and the other models on it

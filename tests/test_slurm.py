@@ -21,7 +21,7 @@ STUDY = "pytest_slurm"
 REAL = "config/rlhf_workflow.yaml"
 # Every rule is one or the other: a new rule fails test_every_rule_is_classified until it is placed here.
 GPU_RULES = {"base", "sft", "reward_model", "train", "iterative_iteration", "generate"}
-CPU_RULES = {"data", "download", "judge", "score", "score_harness", "leaderboard", "aggregate", "length_analysis",
+CPU_RULES = {"data", "download", "evaluate", "leaderboard", "aggregate", "length_analysis",
              "iterative_final", "inference_rule", "all"}
 
 
@@ -79,9 +79,9 @@ def test_every_rule_is_classified():
 
 def test_real_study_gives_gpus_to_training_sampling_and_generation_and_none_to_judging(real_dry_run):
     """Guards against a training, sampling or generation job landing on a node without a GPU (reward_model and
-    iterative_iteration had none) and against judge/score jobs holding GPUs."""
+    iterative_iteration had none) and against evaluation (judge and score) jobs holding GPUs."""
     seen = {rule for rule, _ in real_dry_run}
-    assert {"sft", "reward_model", "train", "iterative_iteration", "generate", "judge", "score"} <= seen
+    assert {"sft", "reward_model", "train", "iterative_iteration", "generate", "evaluate"} <= seen
     for rule, resources in real_dry_run:
         if rule in GPU_RULES:
             assert int(resources.get("gpu", 0)) >= 1, (rule, resources)

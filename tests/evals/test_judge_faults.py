@@ -1,4 +1,4 @@
-"""Judge faults and secrets: the real judge and score entry points (subprocesses, as Snakemake runs them) against
+"""Judge faults and secrets: the real evaluation entry point (a subprocess, as Snakemake runs it) against
 the loopback fake OpenAI server (tests/evals/fake_openai_server.py). Each fault either stops with one line naming
 what failed, or is recorded and survived where upstream survives it (said in the test's docstring)."""
 
@@ -27,35 +27,35 @@ SECRET = "sk-h10-FAKE-secret-9f8e7d6c5b4a"
 STYLE = {"alpaca_eval": "pairwise", "mt_bench": "rating", "arena_hard": "pairwise"}
 
 
-def stage(module: str, args: list[str], log: Path, key: str | None = SECRET) -> subprocess.CompletedProcess:
-    """``python -m <module> ...`` as a rule runs it, its output captured into ``log`` (as ``> {log} 2>&1``)."""
+def stage(args: list[str], log: Path, key: str | None = SECRET) -> subprocess.CompletedProcess:
+    """``python -m evals.evaluate ...`` as the evaluate rule runs it, its output captured into ``log`` (as
+    ``> {log} 2>&1``)."""
     env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
     if key is not None:
         env[KEY_ENV] = key
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as handle:
-        proc = subprocess.run([sys.executable, "-m", module, *args], stdout=handle, stderr=subprocess.STDOUT,
-                              cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"}, timeout=120)
+        proc = subprocess.run([sys.executable, "-m", "evals.evaluate", *args], stdout=handle,
+                              stderr=subprocess.STDOUT, cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"}, timeout=120)
     return proc
 
 
-def judge_args(suite, server, folder, eval_data, config, root: Path, **block) -> list[str]:
+def evaluate_args(suite, server, folder, eval_data, config, root: Path, settings: dict | None = None,
+                  **block) -> list[str]:
+    """One suite judged by the HTTP judge ``gpt`` (its block: ``block`` over the defaults) and scored under
+    ``settings`` (default: the suite's config block)."""
     s = get_suite(suite)
-    judge = {"kind": "http", "model": "fake-judge", "base_url": server.base_url, "api_key_env": KEY_ENV,
-             "concurrency": 2, "max_retries": 2, "timeout_s": 10, "max_requests_per_second": 1000, **block}
-    return ["--suite", suite, "--model", "verbose", "--judge-name", "gpt", "--judge-json", json.dumps(judge),
-            "--settings-json", json.dumps(config["evals"][suite]), "--generations", str(folder / s.generation_file),
-            "--data", *[f"{k}={eval_data[k]}" for k in s.judge_inputs(config["evals"][suite])],
-            "--cache", str(root / "judge_cache" / f"{suite}.jsonl"), "--out", str(root / "judgments" / f"{suite}.jsonl")]
+    judge = {"kind": "http", "model": "fake-judge", "base_url": server.base_url, "api_key_env": KEY_ENV, "concurrency": 2, "max_retries": 2, "timeout_s": 10,
+             "max_requests_per_second": 1000, **block}
+    settings = {**(settings if settings is not None else config["evals"][suite]), "judge": "gpt"}
+    data = dict.fromkeys([*s.judge_inputs(settings), *s.score_inputs(settings)])
+    return ["--model", "verbose", "--evals-json", json.dumps({suite: settings}),
+            "--judges-json", json.dumps({"gpt": judge}), "--generations-dir", str(folder),
+            "--data", *[f"{k}={eval_data[k]}" for k in data], "--judge-cache", str(root / "judge_cache"),
+            "--judgments-dir", str(root / "judgments"), "--scores-dir", str(root / "scores")]
 
 
-def score_args(suite, folder, eval_data, config, root: Path, settings: dict | None = None) -> list[str]:
-    s = get_suite(suite)
-    block = settings if settings is not None else config["evals"][suite]
-    data = s.score_inputs(block)
-    return ["--suite", suite, "--model", "verbose", "--judgments", str(root / "judgments" / f"{suite}.jsonl"),
-            "--generations", str(folder / s.generation_file), "--data", *[f"{k}={eval_data[k]}" for k in data],
-            "--settings-json", json.dumps(block), "--out", str(root / "scores" / f"{suite}.json")]
+ANY_SHARE = {"max_unparsable_share": 1.0}
 
 
 def last_line(log: Path) -> str:
@@ -71,20 +71,18 @@ def test_fake_key_appears_in_no_file_and_no_log_after_failures_and_success(gener
     folder, _ = generate_for("verbose", "verbose")
     logs = tmp_path / "logs"
     for suite in CHAT_SUITES:
+        settings = {**config["evals"][suite], **ANY_SHARE}
         with FakeOpenAIServer(style=STYLE[suite]) as server:
             server.script(server_error(500), malformed_json(), bad_request(400, echo_auth=True))
-            failed = stage("evals.judge", judge_args(suite, server, folder, eval_data, config, tmp_path),
-                           logs / "judge" / f"{suite}.fail.log")
+            failed = stage(evaluate_args(suite, server, folder, eval_data, config, tmp_path, settings),
+                           logs / f"{suite}.fail.log")
             assert failed.returncode == 1
             assert f"Bearer {SECRET}" in server.auth_headers  # it really was sent (loopback, https not needed)
-            assert "failed with HTTP 400" in last_line(logs / "judge" / f"{suite}.fail.log")
-            done = stage("evals.judge", judge_args(suite, server, folder, eval_data, config, tmp_path),
-                         logs / "judge" / f"{suite}.log")
-            assert done.returncode == 0, (logs / "judge" / f"{suite}.log").read_text()
-        scored = stage("evals.score", score_args(suite, folder, eval_data, config, tmp_path,
-                                                 {**config["evals"][suite], "max_unparsable_share": 1.0}),
-                       logs / "score" / f"{suite}.log")
-        assert scored.returncode == 0, (logs / "score" / f"{suite}.log").read_text()
+            assert "failed with HTTP 400" in last_line(logs / f"{suite}.fail.log")
+            done = stage(evaluate_args(suite, server, folder, eval_data, config, tmp_path, settings),
+                         logs / f"{suite}.log")
+            assert done.returncode == 0, (logs / f"{suite}.log").read_text()
+        assert (tmp_path / "scores" / f"{suite}.json").is_file()
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(written) >= 3 * 5
     assert [p for p in written if SECRET.encode() in p.read_bytes()] == []
@@ -92,11 +90,11 @@ def test_fake_key_appears_in_no_file_and_no_log_after_failures_and_success(gener
 
 def test_key_with_a_newline_stops_in_one_line_without_the_key(generate_for, eval_data, config, tmp_path):
     """Bug guarded: a key with a stray CR/LF made http.client raise a ValueError quoting `Bearer <key>`, which
-    ended up in logs/judge/*.log and on the console."""
+    ended up in the rule's log and on the console."""
     folder, _ = generate_for("verbose", "verbose")
     log = tmp_path / "judge.log"
     with FakeOpenAIServer(style="rating") as server:
-        proc = stage("evals.judge", judge_args("mt_bench", server, folder, eval_data, config, tmp_path), log,
+        proc = stage(evaluate_args("mt_bench", server, folder, eval_data, config, tmp_path), log,
                      key=SECRET + "\r\n")
         assert server.calls == 0
     assert proc.returncode == 1
@@ -158,8 +156,8 @@ def test_http_500_forever_ends_in_one_clear_line(generate_for, eval_data, config
     log = tmp_path / "judge.log"
     with FakeOpenAIServer(style="rating") as server:
         server.script(*[server_error(500)] * 50)
-        proc = stage("evals.judge", judge_args("mt_bench", server, folder, eval_data, config, tmp_path,
-                                               concurrency=1, max_retries=2), log)
+        proc = stage(evaluate_args("mt_bench", server, folder, eval_data, config, tmp_path,
+                                   concurrency=1, max_retries=2), log)
     assert proc.returncode == 1
     text = log.read_text()
     assert "Traceback" not in text
@@ -190,8 +188,8 @@ def test_rating_with_a_leading_zero_is_unparsable_not_a_crash_and_rerun_is_free(
     with FakeOpenAIServer(style="rating") as server:
         server.script(answer("The answer is fine.\nRating: [[07]]"))
         for attempt in ("first", "rerun"):
-            proc = stage("evals.judge", judge_args("mt_bench", server, folder, eval_data, config, tmp_path,
-                                                   concurrency=1), tmp_path / f"{attempt}.log")
+            proc = stage(evaluate_args("mt_bench", server, folder, eval_data, config, tmp_path,
+                                       concurrency=1), tmp_path / f"{attempt}.log")
             assert proc.returncode == 0, (tmp_path / f"{attempt}.log").read_text()
         calls = server.calls
     rows = read_jsonl(tmp_path / "judgments" / "mt_bench.jsonl")
@@ -208,19 +206,19 @@ def test_all_verdicts_unparsable_fails_past_the_share_and_never_writes_nan(suite
     upstream AlpacaEval drops NaN preferences and FastChat drops score -1); past it the score stage stops naming the
     file; allowed (share 1.0), the undefined values are null."""
     folder, _ = generate_for("verbose", "verbose")
+    log = tmp_path / "evaluate.log"
     with FakeOpenAIServer(style=STYLE[suite]) as server:
         server.script(*[answer("I cannot decide.")] * 200)
-        assert stage("evals.judge", judge_args(suite, server, folder, eval_data, config, tmp_path),
-                     tmp_path / "judge.log").returncode == 0
-    log = tmp_path / "score.log"
-    proc = stage("evals.score", score_args(suite, folder, eval_data, config, tmp_path), log)
-    assert proc.returncode == 2
-    judgments = tmp_path / "judgments" / f"{suite}.jsonl"
-    assert last_line(log).startswith(f"error: {judgments}: ")
-    assert f"judge verdicts unparsable (100%), more than evals.{suite}.max_unparsable_share = 0.2" in last_line(log)
-    proc = stage("evals.score", score_args(suite, folder, eval_data, config, tmp_path,
-                                           {**config["evals"][suite], "max_unparsable_share": 1.0}), log)
-    assert proc.returncode == 0, log.read_text()
+        proc = stage(evaluate_args(suite, server, folder, eval_data, config, tmp_path), log)
+        assert proc.returncode == 2
+        judgments = tmp_path / "judgments" / f"{suite}.jsonl"
+        assert last_line(log).startswith(f"error: {judgments}: ")
+        assert f"judge verdicts unparsable (100%), more than evals.{suite}.max_unparsable_share = 0.2" in last_line(log)
+        calls = server.calls
+        proc = stage(evaluate_args(suite, server, folder, eval_data, config, tmp_path,
+                                   {**config["evals"][suite], **ANY_SHARE}), log)
+        assert proc.returncode == 0, log.read_text()
+        assert server.calls == calls  # judged again from the cache
     text = (tmp_path / "scores" / f"{suite}.json").read_text()
     score = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in the score file"))
     headline = "win_rate" if suite == "alpaca_eval" else "overall"
@@ -233,11 +231,10 @@ def test_some_unparsable_verdicts_are_kept_and_excluded(generate_for, eval_data,
     folder, _ = generate_for("verbose", "verbose")
     with FakeOpenAIServer(style="rating") as server:
         server.script(answer("No rating here."))
-        assert stage("evals.judge", judge_args("mt_bench", server, folder, eval_data, config, tmp_path,
-                                               concurrency=1), tmp_path / "judge.log").returncode == 0
+        proc = stage(evaluate_args("mt_bench", server, folder, eval_data, config, tmp_path, concurrency=1),
+                     tmp_path / "evaluate.log")
+    assert proc.returncode == 0, (tmp_path / "evaluate.log").read_text()
     rows = read_jsonl(tmp_path / "judgments" / "mt_bench.jsonl")
-    proc = stage("evals.score", score_args("mt_bench", folder, eval_data, config, tmp_path), tmp_path / "score.log")
-    assert proc.returncode == 0, (tmp_path / "score.log").read_text()
     metrics = json.loads((tmp_path / "scores" / "mt_bench.json").read_text())["metrics"]
     parsed = [r["score"] for r in rows if r["score"] != -1]
     assert len(parsed) == len(rows) - 1 and metrics["n_unparsable"]["value"] == 1
@@ -250,9 +247,8 @@ def test_arena_hard_with_no_parsed_game_stops_naming_the_file(generate_for, eval
     folder, _ = generate_for("verbose", "verbose")
     with FakeOpenAIServer() as server:
         server.script(*[answer("I cannot decide.")] * 200)
-        assert stage("evals.judge", judge_args("arena_hard", server, folder, eval_data, config, tmp_path),
-                     tmp_path / "judge.log").returncode == 0
-    proc = stage("evals.score", score_args("arena_hard", folder, eval_data, config, tmp_path), tmp_path / "score.log")
+        proc = stage(evaluate_args("arena_hard", server, folder, eval_data, config, tmp_path),
+                     tmp_path / "evaluate.log")
     assert proc.returncode == 2
-    assert last_line(tmp_path / "score.log").startswith(
+    assert last_line(tmp_path / "evaluate.log").startswith(
         f"error: {tmp_path / 'judgments' / 'arena_hard.jsonl'}: no judgment with")

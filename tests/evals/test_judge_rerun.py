@@ -1,5 +1,5 @@
-"""The judge stage with the HTTP judge against the loopback fake OpenAI server: a completed stage, rerun, makes no
-HTTP call (every answer comes from the on-disk cache) and writes the same judgments."""
+"""The evaluation stage's judging with the HTTP judge against the loopback fake OpenAI server: a completed
+evaluation, rerun, makes no HTTP call (every answer comes from the on-disk cache) and writes the same judgments."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from evals import judge as judge_stage
+from evals import evaluate
 from evals.registry import get_suite
 from pipeline.io import read_jsonl
 from tests.evals.conftest import CHAT_SUITES
@@ -19,17 +19,19 @@ STYLE = {"alpaca_eval": "pairwise", "mt_bench": "rating", "arena_hard": "pairwis
 
 
 def judge_once(suite: str, server: FakeOpenAIServer, folder, eval_data, config, tmp_path) -> list[dict]:
+    """One evaluation of ``suite`` (judging, then scoring: the fake's verdicts may all be unparsable, so any share is
+    allowed), as the evaluate rule runs it; returns the judgment rows."""
     s = get_suite(suite)
     block = {"kind": "http", "model": "fake-judge", "base_url": server.base_url, "concurrency": 4,
              "max_retries": 0, "timeout_s": 10, "max_requests_per_second": 1000}
-    out = tmp_path / "judgments" / f"{suite}.jsonl"
-    judge_stage.main([
-        "--suite", suite, "--model", "m", "--judge-name", "gpt", "--judge-json", json.dumps(block),
-        "--settings-json", json.dumps(config["evals"][suite]), "--generations", str(folder / s.generation_file),
-        "--data", *[f"{k}={eval_data[k]}" for k in s.judge_inputs(config["evals"][suite])],
-        "--cache", str(tmp_path / "judge_cache" / f"{suite}.jsonl"), "--out", str(out)])
-    return read_jsonl(out, schema=s.judgment_schema)
-
+    settings = {**config["evals"][suite], "judge": "gpt", "max_unparsable_share": 1.0}
+    evaluate.main([
+        "--model", "verbose", "--evals-json", json.dumps({suite: settings}), "--judges-json", json.dumps({"gpt": block}),
+        "--generations-dir", str(folder),
+        "--data", *[f"{k}={eval_data[k]}" for k in (*s.judge_inputs(settings), *s.score_inputs(settings))],
+        "--judge-cache", str(tmp_path / "judge_cache"), "--judgments-dir", str(tmp_path / "judgments"),
+        "--scores-dir", str(tmp_path / "scores")])
+    return read_jsonl(tmp_path / "judgments" / f"{suite}.jsonl", schema=s.judgment_schema)
 
 def texts(suite: str, rows: list[dict]) -> list[tuple]:
     if suite == "alpaca_eval":
@@ -40,7 +42,8 @@ def texts(suite: str, rows: list[dict]) -> list[tuple]:
 
 
 @pytest.mark.parametrize("suite", CHAT_SUITES)
-def test_rerun_of_a_completed_judge_stage_makes_no_http_call(suite, generate_for, eval_data, config, tmp_path):
+def test_rerun_of_a_completed_evaluation_makes_no_http_call(suite, generate_for, eval_data, config, tmp_path):
+    """Bug guarded: a rerun of a finished evaluation paying for judge answers it already received."""
     folder, _ = generate_for("verbose", "verbose")
     with FakeOpenAIServer(style=STYLE[suite]) as server:
         first = judge_once(suite, server, folder, eval_data, config, tmp_path)
@@ -55,7 +58,7 @@ def test_rerun_of_a_completed_judge_stage_makes_no_http_call(suite, generate_for
 
 def test_retired_judge_model_stops_at_the_first_call_naming_model_and_key(generate_for, eval_data, config, tmp_path):
     """A judge model the API answers as unknown or retired (OpenAI's 404 model_not_found, e.g. gpt-4-0314 since
-    2026-03) stops the judge stage at its first call with one line naming the model and the config key; the
+    2026-03) stops the evaluation at its first call with one line naming the model and the config key; the
     error is not cached, so a corrected config judges everything."""
     from pipeline.io import InputError
 
@@ -70,5 +73,5 @@ def test_retired_judge_model_stops_at_the_first_call_naming_model_and_key(genera
     message = str(err.value)
     assert "\n" not in message and "config key judges.gpt.model" in message and "'fake-judge'" in message
     assert "unknown or retired (HTTP 404)" in message
-    cache = tmp_path / "judge_cache" / "mt_bench.jsonl"
+    cache = tmp_path / "judge_cache" / "gpt" / "verbose" / "mt_bench.jsonl"
     assert not cache.exists() or cache.read_text() == ""

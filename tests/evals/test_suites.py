@@ -70,7 +70,7 @@ def test_columns_come_from_the_config_block(config):
 
 
 def test_judging_and_scoring_import_no_torch():
-    code = ("import sys, evals.judge, evals.score, evals.leaderboard, evals.aggregate, evals.judges.http, "
+    code = ("import sys, evals.evaluate, evals.leaderboard, evals.aggregate, evals.judges.http, "
             "evals.judges.oracle; from evals.registry import registered; registered(); "
             "print(sorted(m for m in ('torch', 'transformers', 'trl', 'lm_eval') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
@@ -143,27 +143,30 @@ def test_data_stage_writes_upstream_question_files(eval_data):
 
 @pytest.fixture(scope="module")
 def judged(generate_for, eval_data, config):
-    """judged(model, style) -> {suite: judgment rows} by the oracle judge, via the stage's main()."""
-    from evals import judge as judge_stage
+    """judged(model, style) -> {suite: (judgment file, rows)} by the oracle judge, via the evaluation stage's main()
+    (which scores them too)."""
+    from evals import evaluate
 
     done = {}
 
-    def run(model: str, style: str) -> dict[str, list[dict]]:
+    def run(model: str, style: str) -> dict[str, tuple]:
         if (model, style) not in done:
             folder, _ = generate_for(model, style)
-            rows = {}
-            for suite in CHAT_SUITES:
-                s = get_suite(suite)
-                out = folder.parent / f"judgments_{model}" / f"{suite}.jsonl"
-                judge_stage.main([
-                    "--suite", suite, "--model", model, "--judge-name", "oracle",
-                    "--judge-json", json.dumps(config["judges"]["oracle"]), "--world-json", json.dumps(config["world"]),
-                    "--settings-json", json.dumps(config["evals"][suite]), "--generations", str(folder / s.generation_file),
-                    "--data", *[f"{k}={eval_data[k]}" for k in s.judge_inputs(config["evals"][suite])],
-                    "--items", str(eval_data["eval_items"]), "--cache", str(out.with_suffix(".cache.jsonl")),
-                    "--out", str(out)])
-                rows[suite] = (out, read_jsonl(out, schema=s.judgment_schema))
-            done[(model, style)] = rows
+            evals = {suite: config["evals"][suite] for suite in CHAT_SUITES}
+            kinds = dict.fromkeys(k for suite in CHAT_SUITES for k in (*get_suite(suite).judge_inputs(evals[suite]),
+                                                                        *get_suite(suite).score_inputs(evals[suite])))
+            out = folder.parent / f"evaluated_{model}"
+            evaluate.main([
+                "--model", model, "--evals-json", json.dumps(evals),
+                "--judges-json", json.dumps({"oracle": config["judges"]["oracle"]}),
+                "--world-json", json.dumps(config["world"]), "--generations-dir", str(folder),
+                "--data", *[f"{k}={eval_data[k]}" for k in kinds], "--items", str(eval_data["eval_items"]),
+                "--judge-cache", str(out / "judge_cache"), "--judgments-dir", str(out / "judgments"),
+                "--scores-dir", str(out / "scores")])
+            done[(model, style)] = {suite: (out / "judgments" / f"{suite}.jsonl",
+                                            read_jsonl(out / "judgments" / f"{suite}.jsonl",
+                                                       schema=get_suite(suite).judgment_schema))
+                                    for suite in CHAT_SUITES}
         return done[(model, style)]
 
     return run
@@ -290,11 +293,14 @@ def test_leaderboard_fits_every_model_with_style_control(judged, generate_for, e
         assert metrics["style_score"]["lower"] <= metrics["style_score"]["value"] <= metrics["style_score"]["upper"]
 
 
-def test_score_entry_point_names_a_missing_judgment_file(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "evals.score", "--suite", "mt_bench", "--model", "m",
-                          "--judgments", str(tmp_path / "j.jsonl"), "--generations", str(tmp_path / "g.jsonl"),
-                          "--out", str(tmp_path / "s.json")], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 2 and out.stderr.strip() == f"error: {tmp_path / 'j.jsonl'}: file not found"
+def test_evaluate_entry_point_names_a_missing_generation_file(tmp_path):
+    """Bug guarded: a missing input file ending the evaluation in a traceback instead of one line naming it."""
+    out = subprocess.run([sys.executable, "-m", "evals.evaluate", "--model", "m",
+                          "--evals-json", json.dumps({"mt_bench": {"judge": "oracle"}}),
+                          "--generations-dir", str(tmp_path), "--judge-cache", str(tmp_path / "c"),
+                          "--judgments-dir", str(tmp_path / "j"), "--scores-dir", str(tmp_path / "s")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2 and out.stderr.strip() == f"error: {tmp_path / 'mt_bench.jsonl'}: file not found"
 
 
 def test_arena_hard_v01_asks_again_through_the_suite(generate_for, eval_data, config):

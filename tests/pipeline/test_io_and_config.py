@@ -71,10 +71,11 @@ def test_row_violating_its_schema_is_named(tmp_path):
 
 
 def test_entry_point_reports_missing_file_in_one_line(tmp_path):
-    missing = tmp_path / "judgments.jsonl"
+    missing = tmp_path / "alpaca_eval.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "evals.score", "--suite", "alpaca_eval", "--model", "sft", "--judgments", str(missing),
-         "--generations", str(tmp_path / "g.json"), "--items", str(tmp_path / "i.jsonl"), "--out", str(tmp_path / "s.json")],
+        [sys.executable, "-m", "evals.evaluate", "--model", "sft", "--evals-json", '{"alpaca_eval": {"judge": "oracle"}}',
+         "--generations-dir", str(tmp_path), "--items", str(tmp_path / "i.jsonl"), "--judge-cache", str(tmp_path / "c"),
+         "--judgments-dir", str(tmp_path / "j"), "--scores-dir", str(tmp_path / "s")],
         capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {missing}: file not found"

@@ -1,4 +1,5 @@
-# Judging and scoring, per (model, suite): no model is loaded here (the oracle and HTTP judges need no torch).
+# Judging and scoring, one job per model (all suites), and the cross-model leaderboards: no model is loaded here
+# (the oracle and HTTP judges need no torch).
 # Which suites are judged, what data each stage reads and which files it writes come from the suite registry.
 # lint advice kept: functions (why: workflow/rules/common.smk)
 
@@ -16,106 +17,54 @@ def suite_block(suite):
     return config["evals"][suite]
 
 
-def judge_data(w):
-    return suite_data(EVAL_SUITES[w.suite].judge_inputs(suite_block(w.suite)))
+def gold_input(w):
+    return {"gold": GOLD_ITEMS} if GOLD_ITEMS else {}
 
 
 def score_data(w):
     return suite_data(EVAL_SUITES[w.suite].score_inputs(suite_block(w.suite)))
 
 
-def gold_input(w):
-    return {"gold": GOLD_ITEMS} if GOLD_ITEMS else {}
+# The data-stage files any suite's judging or scoring reads.
+EVALUATION_DATA = suite_data(dict.fromkeys(
+    kind for name, suite in EVAL_SUITES.items()
+    for kind in (*(suite.judge_inputs(suite_block(name)) if suite.is_judged else ()), *suite.score_inputs(suite_block(name)))
+))
 
 
-def gold_arg(w):
-    return f"--items {GOLD_ITEMS}" if GOLD_ITEMS else ""
-
-
-rule judge:
-    # lint advice kept: PYTHON (why: workflow/rules/common.smk)
+rule evaluate:
+    # One process per model judges and scores every suite (evals/evaluate.py): interpreter and imports paid once.
+    # lint advice kept: PYTHON, prefix (why: workflow/rules/common.smk)
     conda:
         "../envs/evaluate.yaml"
-    wildcard_constraints:
-        suite="|".join(JUDGED) or "NO_SUITE",
     input:
         unpack(gold_input),
-        generations=lambda w: generation_file(w.model, w.suite),
-        data=lambda w: list(judge_data(w)[0].values()),
+        generations=lambda w: [generation_file(w.model, suite) for suite in EVAL_SUITES],
+        data=list(EVALUATION_DATA[0].values()),
     output:
-        f"{R}/judgments/{{model}}/{{suite}}.jsonl",
+        judgments=[f"{R}/judgments/{{model}}/{suite}.jsonl" for suite in JUDGED],
+        scores=[f"{R}/scores/{{model}}/{suite}.json" for suite in SUITES],
+        lm_eval=[f"{R}/scores/{{model}}/{suite}.lm_eval_results.json" for suite in HARNESS],
     params:
-        version=lambda w: EVAL_SUITES[w.suite].version,  # bumping a suite's version reruns its jobs
-        judge_name=lambda w: judge_name(w.suite),
-        judge=lambda w: as_json(config["judges"][judge_name(w.suite)]),
-        settings=lambda w: as_json(suite_block(w.suite)),
+        versions=as_json({name: suite.version for name, suite in EVAL_SUITES.items()}),  # a bump reruns evaluation
+        evals=as_json(config["evals"]),
+        judges=as_json({judge_name(suite): config["judges"][judge_name(suite)] for suite in JUDGED}),
         world=as_json(config.get("world")),
-        data=lambda w: judge_data(w)[1],
-        gold=gold_arg,
-        cache=lambda w: f"{R}/judge_cache/{judge_name(w.suite)}/{w.model}/{w.suite}.jsonl",
+        data=EVALUATION_DATA[1],
+        gold=f"--items {GOLD_ITEMS}" if GOLD_ITEMS else "",
+        generations=f"{R}/generations/{{model}}",
+        judge_cache=f"{R}/judge_cache",
+        judgments=f"{R}/judgments/{{model}}",
+        scores=f"{R}/scores/{{model}}",
     log:
-        log_path("judge", "{model}/{suite}"),
+        log_path("evaluate", "{model}"),
     benchmark:
-        benchmark_path("judge", "{model}/{suite}")
+        benchmark_path("evaluate", "{model}")
     shell:
-        "{PYTHON} -m evals.judge --suite {wildcards.suite} --model {wildcards.model} --judge-name {params.judge_name} "
-        "--judge-json {params.judge:q} --world-json {params.world:q} --settings-json {params.settings:q} "
-        "--generations {input.generations} --data {params.data} {params.gold} --cache {params.cache} "
-        "--out {output} > {log:q} 2>&1"
-
-
-rule score:
-    # lint advice kept: PYTHON (why: workflow/rules/common.smk)
-    conda:
-        "../envs/evaluate.yaml"
-    wildcard_constraints:
-        suite="|".join(JUDGED) or "NO_SUITE",
-    input:
-        unpack(gold_input),
-        judgments=f"{R}/judgments/{{model}}/{{suite}}.jsonl",
-        generations=lambda w: generation_file(w.model, w.suite),
-        data=lambda w: list(score_data(w)[0].values()),
-    output:
-        f"{R}/scores/{{model}}/{{suite}}.json",
-    params:
-        version=lambda w: EVAL_SUITES[w.suite].version,
-        settings=lambda w: as_json(suite_block(w.suite)),
-        world=as_json(config.get("world")),
-        data=lambda w: score_data(w)[1],
-        gold=gold_arg,
-    log:
-        log_path("score", "{model}/{suite}"),
-    benchmark:
-        benchmark_path("score", "{model}/{suite}")
-    shell:
-        "{PYTHON} -m evals.score --suite {wildcards.suite} --model {wildcards.model} --judgments {input.judgments} "
-        "--generations {input.generations} --data {params.data} {params.gold} --settings-json {params.settings:q} "
-        "--world-json {params.world:q} --out {output} > {log:q} 2>&1"
-
-
-rule score_harness:
-    # lint advice kept: PYTHON (why: workflow/rules/common.smk)
-    conda:
-        "../envs/evaluate.yaml"
-    wildcard_constraints:
-        suite="|".join(HARNESS) or "NO_SUITE",
-    input:
-        generations=lambda w: generation_file(w.model, w.suite),
-    output:
-        score=f"{R}/scores/{{model}}/{{suite}}.json",
-        lm_eval=f"{R}/scores/{{model}}/{{suite}}.lm_eval_results.json",
-    params:
-        version=lambda w: EVAL_SUITES[w.suite].version,
-        settings=lambda w: as_json(suite_block(w.suite)),
-        lm_eval=lambda w: os.path.join(os.path.dirname(generation_file(w.model, w.suite)), "lm_eval_results.json"),
-    log:
-        log_path("score", "{model}/{suite}"),
-    benchmark:
-        benchmark_path("score", "{model}/{suite}")
-    shell:
-        "{PYTHON} -m evals.score --suite {wildcards.suite} --model {wildcards.model} "
-        "--generations {input.generations} --settings-json {params.settings:q} "
-        "--keep {params.lm_eval}={output.lm_eval} --out {output.score} > {log:q} 2>&1"
+        "{PYTHON} -m evals.evaluate --model {wildcards.model} --evals-json {params.evals:q} "
+        "--judges-json {params.judges:q} --world-json {params.world:q} --data {params.data} {params.gold} "
+        "--generations-dir {params.generations} --judge-cache {params.judge_cache} "
+        "--judgments-dir {params.judgments} --scores-dir {params.scores} > {log:q} 2>&1"
 
 
 rule leaderboard:
