@@ -4,7 +4,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# The default study unless --configfile names others (study configs are complete, not overlays).
+# The default study unless --configfile names others: a complete study config, then any overlays (config/overlays/).
 if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"

@@ -12,7 +12,7 @@ regenerated from the study config's ``world:`` block exactly as the data stage d
 finished study's checkpoint (``results/<study>/models/reward_model``).
 
     python benchmarks/world_calibration.py --config config/config.yaml               # results/<study>/ of the config
-    python benchmarks/world_calibration.py --config config/sound_labels.yaml --json out.json
+    python benchmarks/world_calibration.py --config config/config.yaml config/overlays/sound_labels.yaml
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import random
 from pathlib import Path
 
 import yaml
+from snakemake.utils import update_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = {"correctness": (("concise", "wrong"), ("verbose", "wrong_verbose")), "length only": (("concise", "verbose"),)}
@@ -70,16 +71,19 @@ def calibration(world: dict, reward_model: Path, split: str) -> dict[str, dict]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
+    parser.add_argument("--config", type=Path, nargs="+", default=[ROOT / "config" / "config.yaml"],
+                        help="the study's config files, later ones overlaid as Snakemake's --configfile does")
     parser.add_argument("--results", type=Path, help="the study folder (default: results/<study> of the config)")
     parser.add_argument("--split", default="alpaca_eval", help="a world split the reward model did not train on")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
-    config = yaml.safe_load(args.config.read_text())
+    config: dict = {}
+    for path in args.config:
+        update_config(config, yaml.safe_load(path.read_text()))
     results = args.results or ROOT / "results" / config["study"]
     reward_model = results / "models" / "reward_model"
     if not (reward_model / "provenance.json").is_file():
-        raise SystemExit(f"{reward_model}: no finished reward model; run the study ({args.config}) first")
+        raise SystemExit(f"{reward_model}: no finished reward model; run the study first")
     numbers = calibration(config["world"], reward_model, args.split)
     print(f"Reward model {reward_model} on held-out {args.split} items (b_ann = "
           f"{config['world']['annotator']['verbosity_bias']}):")

@@ -74,6 +74,17 @@ def test_dry_run_plans_every_job_of_the_config(config):
     assert {rule: counts.get(rule, 0) for rule in expected} == expected
 
 
+def test_sound_labels_overlay_changes_only_the_labels():
+    """Bug guarded: the sound-labels regime drifting from the default study in anything but its labels (then the two
+    regimes' tables would not compare), or its overlay not planning the default study's whole DAG."""
+    overlay = yaml.safe_load((ROOT / "config" / "overlays" / "sound_labels.yaml").read_text())
+    assert overlay == {"study": "sound_labels", "world": {"annotator": {"verbosity_bias": 0.3}}}
+    proc = snakemake("-n", "-F", "--configfile", "config/config.yaml", "config/overlays/sound_labels.yaml")
+    expected = {r: n for r, n in expected_jobs(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())).items() if n}
+    assert {rule: job_counts(proc.stdout).get(rule, 0) for rule in expected} == expected
+    assert "results/sound_labels/tables/methods.md" in proc.stdout and "results/micro/" not in proc.stdout
+
+
 def test_api_judge_key_is_required_before_any_job():
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     proc = subprocess.run([*SNAKEMAKE, "-n", "--configfile", "config/rlhf_workflow.yaml"], cwd=ROOT,
