@@ -64,10 +64,10 @@ class AlpacaEval(ChatSuite):
         terms = ("logit = tanh(std Δlen) + AlpacaEval's instruction difficulty + bias, regularised toward "
                  "upstream's gamed baselines" if _needs_gamed(settings) else
                  "logit = tanh(std Δlen) + bias, no instruction difficulty: our instructions are not AlpacaEval's")
-        return (f"AlpacaEval: win rate (%) against the fixed baseline ± SE, from the judge's logprob-weighted "
+        return (f"AlpacaEval: win rate (%) against the fixed baseline (standard error over instructions), from the judge's logprob-weighted "
                 f"preference (upstream's weighted_alpaca_eval_gpt4_turbo: P(m) vs P(M) of one token; identical "
                 f"outputs tie); LC = length-controlled win rate by "
-                f"AlpacaEval's `{glm}` GLM ({terms}), fitted per model ({fit}), ± bootstrap SE over {n_boot} resamples "
+                f"AlpacaEval's `{glm}` GLM ({terms}), fitted per model ({fit}), standard error by bootstrap over {n_boot} resamples "
                 f"of the judgments; lengths in characters. Gold accuracy and gold reward (micro world only): the "
                 f"same answers checked against the world's gold answers.")
 

@@ -61,7 +61,7 @@ class MTBench(ChatSuite):
                     if settings.get("fastchat_sampling") else "answers with the study's generation settings")
         return ("MT-Bench: FastChat single grading (1-10) of each turn, the reference answer (FastChat's "
                 "reference_answer/gpt-4.jsonl) shown for math, reasoning and coding; " + sampling +
-                "; overall = mean over all graded turns, ± SE over judgments.")
+                "; overall = mean over all graded turns, standard error over judgments.")
 
     def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
         questions = read_jsonl(need(data, QUESTIONS, self.name), schema="mt_bench_question")
