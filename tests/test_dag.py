@@ -207,6 +207,19 @@ def test_corrupt_row_stops_the_rule_with_one_clear_line(smoke):
         generations.write_text(original)
 
 
+def test_biased_regime_length_directions_hold_at_smoke_size(smoke):
+    """Bug guarded: the default (biased-label) world losing the report's length story. The directions robust at smoke
+    size: the reward model's score tracks length, iterative DPO's samples grow over the rounds, and the length-penalised
+    variant answers shorter (benchmarks/regime_directions.py prints all of them on a finished study)."""
+    from benchmarks.regime_directions import biased_directions
+
+    rows = {direction: (holds, numbers) for direction, holds, numbers in biased_directions(smoke)}
+    for direction in ("reward model's score tracks length (Figure 5)",
+                      "iterative DPO's samples grow longer over the rounds",
+                      "the length-penalised variants answer shorter than iterative DPO"):
+        assert rows[direction][0], f"{direction}: {rows[direction][1]}"
+
+
 def test_length_analysis_is_computed_from_iteration_and_score_files(smoke):
     import numpy as np
 
