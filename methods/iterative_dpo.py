@@ -66,8 +66,9 @@ def best_worst_pairs(samples: list[dict], length_penalty: float,
                      missing_eos_penalty: float = 0.0) -> tuple[list[dict], dict]:
     """One prompt/chosen/rejected row per prompt from its scored samples: argmax vs argmin of
     r - length_penalty * len - missing_eos_penalty * [stopped at max_new_tokens without EOS]; prompts whose best
-    and worst tie, or are the same text, give no pair."""
-    pairs, ties, identical = [], 0, 0
+    and worst tie, or are the same text, or whose best is an empty answer (a length penalty can rank one first),
+    give no pair."""
+    pairs, ties, identical, empty = [], 0, 0, 0
     for row in samples:
         scores = selection_scores(row, length_penalty, missing_eos_penalty)
         best = max(range(len(scores)), key=scores.__getitem__)
@@ -78,6 +79,9 @@ def best_worst_pairs(samples: list[dict], length_penalty: float,
         if row["completions"][best] == row["completions"][worst]:
             identical += 1
             continue
+        if not row["completions"][best].strip():
+            empty += 1
+            continue
         pairs.append({
             "prompt": row["prompt"],
             "chosen": [{"role": "assistant", "content": row["completions"][best]}],
@@ -85,7 +89,7 @@ def best_worst_pairs(samples: list[dict], length_penalty: float,
             "chosen_score": scores[best], "rejected_score": scores[worst],
             **({"item_id": row["item_id"]} if "item_id" in row else {}),
         })
-    return pairs, {"dropped_ties": ties, "dropped_identical": identical}
+    return pairs, {"dropped_ties": ties, "dropped_identical": identical, "dropped_empty_chosen": empty}
 
 
 def sample_stage(method: str, block: dict, *, seed: int, iteration: int, policy: Path, reward_model: Path,

@@ -38,16 +38,21 @@ def check_block(block: dict, where: str) -> None:
     check_sampling(block, where, "raft")
 
 
-def best_answers(samples: list[dict], length_penalty: float, missing_eos_penalty: float = 0.0) -> list[dict]:
-    """One SFT conversation per prompt: the prompt and its highest-scoring sample (the reward model's choice)."""
-    kept = []
+def best_answers(samples: list[dict], length_penalty: float,
+                 missing_eos_penalty: float = 0.0) -> tuple[list[dict], dict]:
+    """One SFT conversation per prompt: the prompt and its highest-scoring sample (the reward model's choice); a
+    prompt whose best sample is an empty answer (a length penalty can rank one first) keeps nothing."""
+    kept, empty = [], 0
     for row in samples:
         scores = selection_scores(row, length_penalty, missing_eos_penalty)
         best = max(range(len(scores)), key=scores.__getitem__)
+        if not row["completions"][best].strip():
+            empty += 1
+            continue
         kept.append({"messages": [*row["prompt"], {"role": "assistant", "content": row["completions"][best]}],
                      "reward": row["rewards"][best], "score": scores[best],
                      **({"item_id": row["item_id"]} if "item_id" in row else {})})
-    return kept
+    return kept, {"dropped_empty": empty}
 
 
 def iteration_stage(method: str, block: dict, *, seed: int, iteration: int, policy: Path, reference: Path,
@@ -73,8 +78,10 @@ def iteration_stage(method: str, block: dict, *, seed: int, iteration: int, poli
     samples, sampled = result
     length_penalty = float(block.get("length_penalty", 0.0))
     missing_eos_penalty = float(block.get("missing_eos_penalty", 0.0))
-    kept = best_answers(samples, length_penalty, missing_eos_penalty)
-    stats = {**sampled, "kept": len(kept), "length_penalty": length_penalty,
+    kept, dropped = best_answers(samples, length_penalty, missing_eos_penalty)
+    if not kept:
+        raise InputError(f"methods.{method}: round {iteration} kept no answer (every prompt's best sample is empty)")
+    stats = {**sampled, "kept": len(kept), **dropped, "length_penalty": length_penalty,
              "missing_eos_penalty": missing_eos_penalty,
              "mean_kept_reward": sum(k["reward"] for k in kept) / len(kept),
              "mean_kept_length_chars": sum(len(k["messages"][-1]["content"]) for k in kept) / len(kept),

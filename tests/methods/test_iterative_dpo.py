@@ -56,8 +56,17 @@ def sample(rewards, completions):
 def test_best_worst_pairs_drop_ties_and_duplicates():
     pairs, dropped = best_worst_pairs([sample([1.0, 1.0], ["a", "b"]), sample([2.0, 0.0], ["x", "x"]),
                                        sample([0.5, 2.0, -1.0], ["m", "best", "worst"])], length_penalty=0.0)
-    assert dropped == {"dropped_ties": 1, "dropped_identical": 1}
+    assert dropped == {"dropped_ties": 1, "dropped_identical": 1, "dropped_empty_chosen": 0}
     assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == [("best", "worst")]
+
+
+def test_an_empty_best_answer_gives_no_pair():
+    """Bug guarded: the λ = 0.03 variant of the default study ranked an empty sample first (its length penalty is
+    0) and wrote an empty chosen answer, which the pairs file's schema refuses: the study stopped."""
+    pairs, dropped = best_worst_pairs([sample([0.5, 1.0, 0.2], ["", "an answer", "another answer, longer"]),
+                                       sample([0.0, 1.0, 0.5], ["", "x", "another answer, longer"])], length_penalty=0.1)
+    assert dropped["dropped_empty_chosen"] == 1
+    assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == [("x", "another answer, longer")]
 
 
 def test_length_penalty_prefers_the_shorter_answer():

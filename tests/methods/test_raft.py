@@ -32,5 +32,13 @@ def test_one_round_keeps_the_reward_models_best(world, sft, reward_model, tmp_pa
 def test_best_answers_follow_the_length_penalised_score():
     row = {"prompt": [{"role": "user", "content": "q"}], "completions": ["short", "a much, much longer answer"],
            "rewards": [1.0, 1.5]}
-    assert best_answers([row], 0.0)[0]["messages"][-1]["content"] == "a much, much longer answer"
-    assert best_answers([row], 0.05)[0]["messages"][-1]["content"] == "short"
+    assert best_answers([row], 0.0)[0][0]["messages"][-1]["content"] == "a much, much longer answer"
+    assert best_answers([row], 0.05)[0][0]["messages"][-1]["content"] == "short"
+
+
+def test_an_empty_best_answer_is_not_kept():
+    """Bug guarded: a length penalty ranking an empty sample first made an empty SFT target, which the kept file's
+    schema refuses, so the round (and the study) stopped (found on the default study's λ = 0.03 variant)."""
+    row = {"prompt": [{"role": "user", "content": "q"}], "completions": ["", "an answer"], "rewards": [0.5, 1.0]}
+    kept, dropped = best_answers([row, {**row, "rewards": [0.0, 1.5]}], 0.1)   # 0.5 > 1.0 - 0.1 * 9; 0 < 0.6
+    assert dropped == {"dropped_empty": 1} and [k["messages"][-1]["content"] for k in kept] == ["an answer"]
