@@ -117,10 +117,12 @@ def metric_se(metric: Mapping[str, Any] | None) -> float | None:
 
 
 def seed_interval(values: list[float], stderrs: list[float | None]) -> tuple[float, float | None]:
-    """Mean over S seeds and the half-width of its 95 % CI: t_{0.975, S-1} * sqrt(s^2 / S + mean(se_s^2)), s^2 the
+    """Mean over S seeds and the half-width of its 95 % CI: t_{0.975, df} * sqrt(s^2 / S + mean(se_s^2)), s^2 the
     between-seed variance, se_s seed s's own standard error from its suite (the items are the same for every seed,
-    so item noise does not average out over seeds; seeds without one add nothing). With S = 1 there is no
-    between-seed variance: the half-width is the suite's own 1.96 * se (None without one)."""
+    so item noise does not average out over seeds; seeds without one add nothing). df is Welch-Satterthwaite's for
+    this sum, the item part taken as known (hundreds of items): (s^2/S + mean se^2)^2 / ((s^2/S)^2 / (S - 1)), so
+    S - 1 when seeds dominate and towards the normal 1.96 when the items do. With S = 1 there is no between-seed
+    variance: the half-width is the suite's own 1.96 * se (None without one)."""
     from scipy.stats import t
 
     if not values:
@@ -130,8 +132,11 @@ def seed_interval(values: list[float], stderrs: list[float | None]) -> tuple[flo
     item_var = math.fsum(se * se for se in known) / len(known) if known else 0.0
     if len(values) == 1:
         return mean, Z95 * known[0] if known else None
-    between = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, float(t.ppf(0.975, len(values) - 1)) * math.sqrt(between / len(values) + item_var)
+    seed_var = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values)
+    if seed_var == 0.0:
+        return mean, Z95 * math.sqrt(item_var)
+    df = (seed_var + item_var) ** 2 / (seed_var ** 2 / (len(values) - 1))
+    return mean, float(t.ppf(0.975, df)) * math.sqrt(seed_var + item_var)
 
 
 def combine(records: list[dict | None], seeds: list[int | None]) -> dict | None:
@@ -237,8 +242,9 @@ def method_rows(models: list[str], records: list[dict], columns: list[tuple[str,
 
 def seeds_caption(rows: list[dict], headline_title: str | None) -> str:
     """How the cells over seeds were computed, what the SFT row is, and what the ranking column counts."""
-    lines = ["Each method row: the mean over its seeds (column Seeds) [95 % CI: t_{0.975,S-1} * sqrt(s^2/S + "
-             "mean(se^2)), s^2 the between-seed variance, se each seed's own standard error from its suite]; the "
+    lines = ["Each method row: the mean over its seeds (column Seeds) [95 % CI: t_{0.975,df} * sqrt(s^2/S + "
+             "mean(se^2)), s^2 the between-seed variance, se each seed's own standard error from its suite, df "
+             "Welch-Satterthwaite's (S-1 when seeds dominate, larger when the items do)]; the "
              "per-seed values are in per_seed.csv."]
     if any(r["Model"] == SHARED_MODEL for r in rows):
         lines.append(f"{SHARED_MODEL}: the one shared checkpoint every method starts from (the shared stage's seed), "

@@ -160,7 +160,7 @@ def published_table6(names: list[str]) -> list[dict]:
     return rows
 
 
-TABLE6_SEEDS = ("- Each method row: the mean over its seeds [95 % CI: t_{0.975,S-1} * sqrt(s^2/S + mean(se^2)), as in "
+TABLE6_SEEDS = ("- Each method row: the mean over its seeds [95 % CI: t_{0.975,df} * sqrt(s^2/S + mean(se^2)), as in "
                 "methods.md]; sft: the one shared checkpoint, its CI the suite's own. Per-seed values: "
                 "length_analysis.json (models) and per_seed.csv.")
 TABLE6_DIGITS = {"Len. Pen.": 3, "Gold reward": 3, "MT-Bench": 2}  # the rest with 1 decimal

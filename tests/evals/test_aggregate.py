@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+from scipy.stats import t
 
 from evals import aggregate
 from pipeline.io import InputError, write_json
@@ -256,7 +257,10 @@ def test_seed_interval_matches_a_hand_computation():
     mean, half = seed_interval([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
     assert mean == 2.0 and half == pytest.approx(t2 * 1.0 / 3 ** 0.5)     # s^2 = 1
     _, half = seed_interval([1.0, 2.0, 3.0], [0.3, 0.4, None])            # mean se^2 over the seeds that have one
-    assert half == pytest.approx(t2 * (1.0 / 3 + (0.09 + 0.16) / 2) ** 0.5)
+    seeds, items = 1.0 / 3, (0.09 + 0.16) / 2
+    df = (seeds + items) ** 2 / (seeds ** 2 / 2)                          # Welch-Satterthwaite, items known: 3.78
+    assert half == pytest.approx(t.ppf(0.975, df) * (seeds + items) ** 0.5) and 3.7 < df < 3.8
+    assert seed_interval([4.0, 4.0], [0.5, 0.5])[1] == pytest.approx(1.96 * 0.5, abs=1e-3)   # no seed spread: z
     assert seed_interval([5.0], [2.0]) == (5.0, pytest.approx(1.96 * 2.0, abs=1e-3))  # S = 1: the suite's own
     assert seed_interval([5.0], [None]) == (5.0, None)
 
@@ -282,7 +286,8 @@ def test_two_seeds_give_mean_ci_share_and_per_seed_file(tmp_path):
     half = t1 * (0.045 / 2) ** 0.5                                # s^2 = (0.15^2 + 0.15^2) / 1, se 0
     assert (dpo["Gold reward CI low"], dpo["Gold reward CI high"]) == (pytest.approx(0.35 - half),
                                                                         pytest.approx(0.35 + half))
-    wr_half = t1 * (50.0 / 2 + 1.0) ** 0.5                        # s^2 = 50, mean se^2 = 1
+    wr_df = (50.0 / 2 + 1.0) ** 2 / ((50.0 / 2) ** 2 / 1)          # s^2 = 50, mean se^2 = 1: Welch-Satterthwaite
+    wr_half = t.ppf(0.975, wr_df) * (50.0 / 2 + 1.0) ** 0.5
     assert dpo["AlpacaEval WR (%) CI high"] == pytest.approx(25.0 + wr_half)
     assert dpo["Seeds"] == "2" and dpo["Seeds beating SFT"] == "1/2"   # 0.50 > 0.30, 0.20 < 0.30
     assert dpo["Checkpoint"] == "hash-dpo-s0 hash-dpo-s1" and not dpo["CI from fewer than 2 seeds"]
