@@ -124,19 +124,25 @@ def test_table4_numbers_trace_to_score_files(rehearsal):
     config = merged_config()
     sources = {column.paper["table4"]: (suite, column.key) for suite in ("alpaca_eval", "mt_bench", "arena_hard")
                for column in get_suite(suite).columns(config["evals"][suite]) if "table4" in (column.paper or {})}
-    from pipeline.config import models
+    from pipeline.config import seeded_name, seeds_of, variants
+
+    (seed,) = seeds_of(config)   # the rehearsal runs one seed: a variant's cell is that seed's model's value
+
+    def model_of(row_name):
+        return row_name if row_name == "sft" else seeded_name(row_name, seed)
 
     table = pd.read_csv(results / "tables" / "table4.csv")
     published = table[table["Model"].str.endswith("(published)")].set_index("Model")
     differences = table[table["Model"].str.startswith("Δ ")].set_index("Model")
     measured = table[~table["Model"].isin([*published.index, *differences.index])]
-    assert list(measured["Model"]) == models(config)   # sweeps expanded (best_of_n_2)
+    assert list(measured["Model"]) == ["sft", *variants(config)]   # one row per variant, sweeps expanded (best_of_n_2)
     assert len(published) == 3  # the report's SFT, DPO and iterative rows beside ours
     # each "ours − published" row is our score file's value minus the published number (evals/published/)
     ours = {"sft": "SFT baseline", "dpo": "DPO baseline", "iterative_dpo": "Iterative RLHF"}
     assert set(differences.index) == {f"Δ {m} − {ref}" for m, ref in ours.items()}
     for model, ref in ours.items():
-        value = read_json(results / "scores" / model / "alpaca_eval.json")["metrics"]["lc_win_rate"]["value"]
+        score = read_json(results / "scores" / model_of(model) / "alpaca_eval.json")
+        value = score["metrics"]["lc_win_rate"]["value"]
         assert differences.loc[f"Δ {model} − {ref}", "LC AlpacaEval-2"] == pytest.approx(
             value - published.loc[f"{ref} (published)", "LC AlpacaEval-2"])
     checked = 0
@@ -144,7 +150,7 @@ def test_table4_numbers_trace_to_score_files(rehearsal):
         for title, (suite, key) in sources.items():
             if title not in table.columns:
                 continue
-            value = read_json(results / "scores" / row["Model"] / f"{suite}.json")["metrics"][key]["value"]
+            value = read_json(results / "scores" / model_of(row["Model"]) / f"{suite}.json")["metrics"][key]["value"]
             assert row[title] == pytest.approx(value, nan_ok=True), (row["Model"], title)
             checked += not math.isnan(value)
     assert checked >= 3 * len(measured)
