@@ -74,7 +74,7 @@ def test_a_list_of_n_is_one_model_per_n():
     expanded = expand_sweeps(methods)
     assert list(expanded) == ["dpo", "best_of_n_1", "best_of_n_4", "best_of_n_8"]
     assert expanded["best_of_n_4"]["n"] == 4 and expanded["dpo"] is methods["dpo"]
-    assert models({"methods": methods}) == ["sft", *expanded]
+    assert models({"methods": methods, "seeds": [0, 1]}) == ["sft", *(f"{m}-s{s}" for m in expanded for s in (0, 1))]
     with pytest.raises(ConfigError, match=r"methods\.best_of_n\.n: model name 'best_of_n_4' is already taken"):
         expand_sweeps({**methods, "best_of_n_4": {"module": "best_of_n", "n": 2}})
 
