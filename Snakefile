@@ -39,6 +39,20 @@ localrules:
     length_analysis,
 
 
+# Local runs fork every job from one warm interpreter (workflow/rules/common.smk PYTHON); cluster jobs start their own.
+onstart:
+    if workflow.local_exec and not CONDA:
+        WARM_SERVER.start()
+
+
+onsuccess:
+    WARM_SERVER.stop()
+
+
+onerror:
+    WARM_SERVER.stop()
+
+
 rule all:
     input:
         final_targets(),

@@ -4,11 +4,11 @@
         -- methods.train --method dpo ...
 
 Processes: one per GPU visible to the job (CUDA_VISIBLE_DEVICES, else torch.cuda.device_count()); with no GPU,
-`--cpu-processes` (the study config's `launch.cpu_processes`). One process is a plain `python -m` (no launcher,
-no process group). Several GPU processes are started by `accelerate launch --config_file <config>` when the study
-names an accelerate config (config/accelerate/: DDP, FSDP), else by torchrun (DDP). CPU processes always start by
-torchrun (DDP over gloo): FSDP needs GPUs, so the accelerate config is a GPU setting and is not used on CPU.
-Either way each rank sees RANK, LOCAL_RANK and WORLD_SIZE; methods/common.device_plan derives gradient
+`--cpu-processes` (the study config's `launch.cpu_processes`). One process runs the entry point right here (no
+launcher, no process group). Several GPU processes are started by `accelerate launch --config_file <config>` when
+the study names an accelerate config (config/accelerate/: DDP, FSDP), else by torchrun (DDP). CPU processes always
+start by torchrun (DDP over gloo): FSDP needs GPUs, so the accelerate config is a GPU setting and is not used on
+CPU. Either way each rank sees RANK, LOCAL_RANK and WORLD_SIZE; methods/common.device_plan derives gradient
 accumulation from WORLD_SIZE so the effective batch size stays what the config says.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import runpy
 import sys
 from pathlib import Path
 
@@ -76,9 +77,13 @@ def main(argv: list[str] | None = None) -> None:
     cmd = command(target[0], target[1:], processes=processes, gpus=gpus,
                   accelerate_config=options.accelerate_config)
     log.info("%d process(es) (%d GPU(s) visible): %s", processes, gpus, " ".join(cmd[:12]))
+    if processes == 1:   # in this process: a job forked from the warm server (pipeline/warm.py) keeps its imports
+        sys.argv = cmd[2:]
+        runpy.run_module(target[0], run_name="__main__", alter_sys=True)
+        return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(cmd[0], cmd)   # the launcher (or the entry point) replaces this process: signals and exit codes pass
+    os.execv(cmd[0], cmd)   # the launcher replaces this process: signals and exit codes pass
 
 
 if __name__ == "__main__":

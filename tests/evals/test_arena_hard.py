@@ -470,3 +470,16 @@ def test_v01_drops_only_the_game_without_a_verdict(games):
         assert v20.empty
     else:
         assert len(v20) == sum(3 if "<<" in g or ">>" in g else 1 for g in games)
+
+
+def test_fit_bt_on_grouped_equal_rows_is_the_fit_on_every_row():
+    """Bug guarded: collapsing one answer's battles (equal feature rows) into one weighted row changing the MLE."""
+    rng = np.random.default_rng(3)
+    names = [f"m{i}" for i in range(5)]
+    answers = pd.DataFrame({"model": rng.choice(names, 60), "length": rng.normal(size=60)})
+    battles = answers.loc[answers.index.repeat(rng.integers(1, 4, size=60))]   # 1-3 battles per answer
+    features = np.hstack([ah.model_indicators(battles["model"].to_numpy(), names), battles[["length"]].to_numpy()])
+    outcomes = rng.choice([0.0, 0.5, 1.0], size=len(battles))
+    groups = battles.index.to_numpy()
+    assert len(np.unique(groups)) < len(battles)
+    assert ah.fit_bt(features, outcomes, groups) == pytest.approx(ah.fit_bt(features, outcomes), abs=1e-6)

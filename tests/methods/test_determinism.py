@@ -163,3 +163,31 @@ def test_iterative_dpo_rerun_gives_the_same_checkpoint(world, sft, reward_model,
     assert first == second
     assert ((tmp_path / "first_work" / "iter2" / "pairs.jsonl").read_bytes()
             == (tmp_path / "second_work" / "iter2" / "pairs.jsonl").read_bytes())
+
+
+def test_a_job_forked_from_the_warm_server_trains_the_checkpoint_of_a_fresh_interpreter(world, sft, warm_server,
+                                                                                        tmp_path):
+    """Bug guarded: state of the warm server (pipeline/warm.py) leaking into a forked job: its RNG, its torch
+    threads, a library's import-time setting. The rule's own command line, run warm and cold."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from pipeline.warm import SOCKET_ENV
+
+    socket_path, server_log = warm_server
+    config = block({"learning_rate": 5e-3, "beta": 0.1, "max_steps": 3}, module="dpo")
+    hashes = {}
+    for mode in ("warm", "cold"):
+        env = {k: v for k, v in os.environ.items() if k != SOCKET_ENV} | {"OMP_NUM_THREADS": "1"}
+        if mode == "warm":
+            env[SOCKET_ENV] = str(socket_path)
+        out = tmp_path / mode
+        subprocess.run([sys.executable, "-m", "pipeline.warm", "-m", "methods.launch", "--", "methods.train",
+                        "--method", "dpo", "--block-json", json.dumps(config), "--seed", "0", "--policy", str(sft),
+                        "--reference", str(sft), "--data", f"prefs={world['prefs']}", "--out-dir", str(out)],
+                       env=env, check=True, capture_output=True)
+        hashes[mode] = read_provenance(out)["checkpoint_hash"]
+    assert f"methods.launch -- methods.train (in {os.getcwd()})" in server_log.read_text()   # it ran warm
+    assert hashes["warm"] == hashes["cold"]

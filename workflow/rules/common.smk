@@ -20,6 +20,7 @@ from pipeline.config import (api_key_variables, check_api_keys, check_config, ex
                              load_config_file, models, seeded_name, seeds_from_command_line, seeds_of,
                              split_seeded)
 from pipeline.hub_data import MIRROR_ENV
+from pipeline.warm import WarmServer
 
 for _configfile in workflow.configfiles:  # Snakemake's own YAML loading keeps the last of two equal keys silently
     load_config_file(_configfile)
@@ -32,8 +33,12 @@ config["methods"] = expand_sweeps(config["methods"])  # a sweep (a list of λ, o
 STUDY = config["study"]
 R = f"results/{STUDY}"
 # The interpreter running Snakemake (the project's environment, also in cluster jobs), or with --use-conda the
-# `python` of each rule's conda environment (workflow/envs/).
-PYTHON = "python" if "CONDA" in {m.name for m in workflow.deployment_settings.deployment_method} else sys.executable
+# `python` of each rule's conda environment (workflow/envs/). Without conda, `-m pipeline.warm` runs a local job in a
+# fork of this run's warm server (the Snakefile's onstart; torch and friends imported once, not once per job) and
+# any other job, e.g. on a cluster node, as a plain `python -m` (pipeline/warm.py; ALIGNBENCH_WARM=0 turns it off).
+CONDA = "CONDA" in {m.name for m in workflow.deployment_settings.deployment_method}
+PYTHON = "python" if CONDA else f"{sys.executable} -m pipeline.warm"
+WARM_SERVER = WarmServer(key=R, log=f"{R}/logs/warm_server.log")
 MODELS = models(config)  # "sft" and every <variant>-s<seed> (pipeline/config.py seeded_name)
 SEEDS = seeds_of(config)  # the method stage's seeds: the {seed} wildcard of the training rules
 SUITES = list(config["evals"])
