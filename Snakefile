@@ -39,7 +39,8 @@ localrules:
     length_analysis,
 
 
-# Local runs fork every job from one warm interpreter (workflow/rules/common.smk PYTHON); cluster jobs start their own.
+# A local run's jobs fork from one warm interpreter (workflow/rules/common.smk PYTHON); cluster jobs start their own
+# (a submit node's memory is not ours to fill with torch).
 onstart:
     if workflow.local_exec and not CONDA:
         WARM_SERVER.start()

@@ -1,14 +1,15 @@
-"""Warm interpreters for local runs: a server imports the heavy libraries once (torch, transformers, TRL, lm-eval,
-scikit-learn) and every job of the run forks from it, instead of paying about 5 s of imports per process.
+"""Warm interpreters: a server imports the heavy libraries once (torch, transformers, TRL, lm-eval, AlpacaEval,
+scikit-learn) and every job of a local run forks from it, instead of paying about 6 s of imports.
 
     python -m pipeline.warm -m <module> [args...]      what every rule runs (workflow/rules/common.smk PYTHON):
                                                        the job in a fork of the server, or `python -m <module>`
-    python -m pipeline.warm serve --socket PATH        the server (the Snakefile's onstart starts one per local run)
+    python -m pipeline.warm serve --socket PATH        the server (the Snakefile's onstart starts one per run)
 
 A job runs in the server's fork exactly as `python -m <module> args` would: its own argv, working directory,
 environment, stdin/stdout/stderr (passed over the socket), torch threads from OMP_NUM_THREADS, exit code (128 + N
-when killed by signal N), and SIGTERM/SIGINT/SIGHUP forwarded to it. Without a reachable server (cluster jobs, the
-first seconds of a run, ALIGNBENCH_WARM=0, the server gone) the client becomes `python -m <module>` itself (exec).
+when killed by signal N), and SIGTERM/SIGINT/SIGHUP forwarded to it. Without a reachable server in the job's own
+Slurm allocation (cluster jobs, the first seconds of a run, ALIGNBENCH_WARM=0, the server gone) the client becomes
+`python -m <module>` itself (exec).
 The server holds third-party libraries only: our own modules are imported fresh by each job.
 Written by hand: no maintained library forks a preloaded Python interpreter per command.
 """
@@ -34,6 +35,7 @@ import traceback
 from pathlib import Path
 
 SOCKET_ENV = "ALIGNBENCH_WARM_SOCKET"  # set for local jobs by the run that started the server
+ALLOCATION_ENV = "ALIGNBENCH_WARM_ALLOCATION"  # the server's Slurm job ("" outside Slurm): a job never leaves its own
 SWITCH_ENV = "ALIGNBENCH_WARM"  # "0": every job starts a fresh interpreter
 PRELOAD = (  # what the entry points import that costs seconds; a module that is not installed is skipped
     "torch",
@@ -117,7 +119,8 @@ def client(argv: list[str]) -> None:
     if len(argv) < 2 or argv[0] != "-m":
         sys.exit("usage: python -m pipeline.warm -m <module> [args...]   or   python -m pipeline.warm serve ...")
     path = os.environ.get(SOCKET_ENV)
-    if path and os.environ.get(SWITCH_ENV, "1") != "0":
+    same_allocation = os.environ.get("SLURM_JOB_ID", "") == os.environ.get(ALLOCATION_ENV, "")
+    if path and same_allocation and os.environ.get(SWITCH_ENV, "1") != "0":
         code = run_warm(path, argv)
         if code is not None:
             sys.exit(code)
@@ -290,6 +293,7 @@ class WarmServer:
                  "--parent", str(os.getpid())],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         os.environ[SOCKET_ENV] = self.path  # inherited by every local job; until it listens, jobs start cold
+        os.environ[ALLOCATION_ENV] = os.environ.get("SLURM_JOB_ID", "")  # cluster jobs (other allocations) start cold
 
     def stop(self) -> None:
         os.environ.pop(SOCKET_ENV, None)

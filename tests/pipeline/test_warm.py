@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.warm import SOCKET_ENV, SWITCH_ENV
+from pipeline.warm import ALLOCATION_ENV, SOCKET_ENV, SWITCH_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = '''
@@ -32,7 +32,7 @@ sys.exit(int(os.environ.get("PROBE_CODE", "0")))
 
 
 def client_env(server: Path | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (SOCKET_ENV, SWITCH_ENV)}
+    env = {k: v for k, v in os.environ.items() if k not in (SOCKET_ENV, SWITCH_ENV, ALLOCATION_ENV, "SLURM_JOB_ID")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     if server is not None:
         env[SOCKET_ENV] = str(server)
@@ -102,3 +102,11 @@ def test_without_a_reachable_server_the_job_runs_cold(probe_dir, tmp_path):
 def test_alignbench_warm_0_turns_it_off(server, probe_dir):
     result = run_probe(probe_dir, server, **{SWITCH_ENV: "0"})
     assert result.stdout.startswith("warm False ") and result.returncode == 0
+
+
+def test_a_job_in_another_slurm_allocation_than_the_servers_runs_cold(server, probe_dir):
+    """A cluster job (sbatch exports the submitting environment, socket included) must not run outside its own
+    allocation in the submit node's server; a job in the server's own allocation (an interactive one) runs warm."""
+    elsewhere = run_probe(probe_dir, server, SLURM_JOB_ID="42", **{ALLOCATION_ENV: ""})
+    inside = run_probe(probe_dir, server, SLURM_JOB_ID="42", **{ALLOCATION_ENV: "42"})
+    assert elsewhere.stdout.startswith("warm False ") and inside.stdout.startswith("warm True ")
