@@ -500,12 +500,10 @@ def stratified_bootstrap(groups: np.ndarray, num_rounds: int, rng: np.random.Gen
 
 
 def bootstrap_win_rates(
-    features: np.ndarray, outcomes: np.ndarray, n_models: int, boot_indices: Sequence[np.ndarray],
-    groups: np.ndarray | None = None,
+    features: np.ndarray, outcomes: np.ndarray, groups: np.ndarray, n_models: int, boot_indices: Sequence[np.ndarray]
 ) -> np.ndarray:
-    """Win rates (%) of the first ``n_models`` coefficients, one row per bootstrap round."""
-    return np.array([win_rate_percent(fit_bt(features[i], outcomes[i], None if groups is None else groups[i])
-                                      [:n_models]) for i in boot_indices])
+    """Win rates (%) of the first ``n_models`` coefficients, one row per bootstrap round (``groups``: ``fit_bt``'s)."""
+    return np.array([win_rate_percent(fit_bt(features[i], outcomes[i], groups[i])[:n_models]) for i in boot_indices])
 
 
 def score_table(
@@ -526,14 +524,14 @@ def style_controlled_scores(
     boot_indices: Sequence[np.ndarray],
     ci: float,
     control_features: Sequence[str],
-    groups: np.ndarray | None = None,
+    groups: np.ndarray,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Upstream v2.0 style control: BT on [model indicators, style features]; win rates from the model coefficients
-    only (``coefs[:, :-num_features]``), style coefficients reported as bootstrap medians."""
+    only (``coefs[:, :-num_features]``), style coefficients reported as bootstrap medians (``groups``: ``fit_bt``'s)."""
     features = np.hstack([indicators, style])
     n_models = len(names)
     point = win_rate_percent(fit_bt(features, outcomes, groups)[:n_models])
-    boots = np.array([fit_bt(features[i], outcomes[i], None if groups is None else groups[i]) for i in boot_indices])
+    boots = np.array([fit_bt(features[i], outcomes[i], groups[i]) for i in boot_indices])
     table = score_table(names, point, win_rate_percent(boots[:, :n_models]), ci, prefix="style_")
     feature_names = (["length"] if "length" in control_features else []) + (
         ["header", "list", "bold"] if "markdown" in control_features else []
@@ -582,7 +580,7 @@ def bradley_terry_scores(
 
     groups = pd.factorize(pd.MultiIndex.from_arrays([battles["model"], battles["uid"].astype(str)]))[0]  # equal rows
     point = win_rate_percent(fit_bt(indicators, outcomes, groups))
-    table = score_table(names, point, bootstrap_win_rates(indicators, outcomes, len(names), boot_indices, groups), ci)
+    table = score_table(names, point, bootstrap_win_rates(indicators, outcomes, groups, len(names), boot_indices), ci)
     if style_metadata is not None:
         style = style_feature_matrix(battles, style_metadata, baseline, control_features)
         style_table, coefficients = style_controlled_scores(
