@@ -185,23 +185,35 @@ def run_job(request: dict, fds: list[int]) -> None:
         os._exit(code)
 
 
-def handle(conn: socket.socket, listener: socket.socket) -> None:
-    """In the server: read one request, fork a waiter that forks the job and reports its pid and exit status."""
+def read_request(conn: socket.socket) -> tuple[dict | None, list[int]]:
+    """The client's request and its three standard streams; None for a request cut short or not JSON (a client that
+    died while sending: the server goes on)."""
     conn.settimeout(5)
     header, fds, _flags, _addr = socket.recv_fds(conn, HEADER.size, 3)
     if len(header) != HEADER.size or len(fds) != 3:
-        for fd in fds:
-            os.close(fd)
-        conn.close()
-        return
+        return None, fds
     (size,) = HEADER.unpack(header)
     payload = b""
     while len(payload) < size:
         chunk = conn.recv(size - len(payload))
         if not chunk:
-            break
+            return None, fds
         payload += chunk
-    request = json.loads(payload)
+    try:
+        return json.loads(payload), fds
+    except ValueError:
+        return None, fds
+
+
+def handle(conn: socket.socket, listener: socket.socket) -> None:
+    """In the server: read one request, fork a waiter that forks the job and reports its pid and exit status."""
+    request, fds = read_request(conn)
+    if request is None:
+        print("pipeline.warm: a request cut short or not JSON; dropped", file=sys.stderr, flush=True)
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return
     print(f"pipeline.warm: {' '.join(request['argv'][1:4])} (in {request['cwd']})", file=sys.stderr, flush=True)
     if os.fork() == 0:  # the waiter
         try:
@@ -297,6 +309,7 @@ class WarmServer:
 
     def stop(self) -> None:
         os.environ.pop(SOCKET_ENV, None)
+        os.environ.pop(ALLOCATION_ENV, None)
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:

@@ -110,3 +110,18 @@ def test_a_job_in_another_slurm_allocation_than_the_servers_runs_cold(server, pr
     elsewhere = run_probe(probe_dir, server, SLURM_JOB_ID="42", **{ALLOCATION_ENV: ""})
     inside = run_probe(probe_dir, server, SLURM_JOB_ID="42", **{ALLOCATION_ENV: "42"})
     assert elsewhere.stdout.startswith("warm False ") and inside.stdout.startswith("warm True ")
+
+
+def test_a_request_cut_short_is_dropped_and_the_server_goes_on(server, probe_dir):
+    """Bug guarded: a client dying while sending its request (here: 10 of the 100 bytes it announced) stopped the
+    server with a JSON error, and every later job of the run started cold."""
+    import socket
+
+    from pipeline.warm import HEADER
+
+    conn = socket.socket(socket.AF_UNIX)
+    conn.connect(str(server))
+    socket.send_fds(conn, [HEADER.pack(100)], [0, 1, 2])
+    conn.sendall(b'{"argv": [')
+    conn.close()
+    assert run_probe(probe_dir, server).stdout.startswith("warm True ")
