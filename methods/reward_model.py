@@ -87,12 +87,16 @@ class RewardScorer:
     def score(self, prompts: list[list[dict]], completions: list[str]) -> list[float]:
         texts = [self.tokenizer.apply_chat_template(p + [{"role": "assistant", "content": c}], tokenize=False)
                  for p, c in zip(prompts, completions)]
-        rewards: list[float] = []
+        # batches of similar length (about half the padding of the given order), rewards back in the given order
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        rewards: list[float] = [math.nan] * len(texts)
         for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
+            chunk = order[start:start + self.batch_size]
+            batch = self.tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True,
                                    add_special_tokens=False).to(self.device)
             with self.torch.no_grad():
-                rewards += self.model(**batch).logits[:, 0].float().tolist()
+                for i, reward in zip(chunk, self.model(**batch).logits[:, 0].float().tolist()):
+                    rewards[i] = reward
         bad = next((i for i, r in enumerate(rewards) if not math.isfinite(r)), None)
         if bad is not None:  # a NaN would silently drop or keep an iterative pair, or poison PPO's advantages
             raise InputError(f"reward model {self.path}: reward {rewards[bad]} for completion {bad} "

@@ -1,6 +1,8 @@
 """The trainer workarounds of methods/common.py, measured through real TRL trainers on the tiny fixtures: after one
 epoch, tokens_seen is exactly the number of non-padding tokens of the sequences trained on (paired batches:
-chosen + rejected; unpaired: each completion), and the experimental CPO-style trainers see no BOS token."""
+chosen + rejected; unpaired: each completion), and the experimental CPO-style trainers see no BOS token; the reward scorer keeps each reward at its completion."""
+
+import pytest
 
 from methods.train import run
 from pipeline.io import read_jsonl
@@ -43,3 +45,16 @@ def test_unpaired_tokens_seen_counts_each_completion_without_padding(world, sft,
     record = run("kto", block({**epoch(rows, 8), "beta": 0.1}, module="kto"), seed=0, policy=sft, reference=sft,
                  data={"kto": world["kto"]}, reward_model=None, out_dir=tmp_path / "m")
     assert record["tokens_seen"] == sum(sequence_tokens(tokenizer, r["prompt"], r["completion"]) for r in rows)
+
+
+def test_reward_scorer_returns_rewards_in_the_given_order(reward_model):
+    """The scorer batches completions by length; each reward must still land at its own completion's index: the
+    batched scores equal one-at-a-time scores (no padding) of the same completions."""
+    from methods.reward_model import RewardScorer
+
+    prompt = [{"role": "user", "content": "Add 2 and 3."}]
+    completions = ["5", "The answer is 5. Glad to help, have a nice day!", "6", "", "Sure! 2 plus 3 is 5."] * 3
+    batched = RewardScorer(reward_model, batch_size=4).score([prompt] * len(completions), completions)
+    one_by_one = RewardScorer(reward_model, batch_size=1).score([prompt] * len(completions), completions)
+    assert len(set(round(r, 4) for r in one_by_one)) > 1          # the completions really score differently
+    assert batched == pytest.approx(one_by_one, abs=1e-5)
