@@ -1,6 +1,7 @@
 """The trainer workarounds of methods/common.py, measured through real TRL trainers on the tiny fixtures: after one
 epoch, tokens_seen is exactly the number of non-padding tokens of the sequences trained on (paired batches:
-chosen + rejected; unpaired: each completion), and the experimental CPO-style trainers see no BOS token; the reward scorer keeps each reward at its completion."""
+chosen + rejected; unpaired: each completion), and the experimental CPO-style trainers see no BOS token; the reward
+scorer keeps each reward at its own completion."""
 
 import pytest
 
