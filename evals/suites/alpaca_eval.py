@@ -68,7 +68,7 @@ class AlpacaEval(ChatSuite):
                 f"preference (upstream's weighted_alpaca_eval_gpt4_turbo: P(m) vs P(M) of one token; identical "
                 f"outputs tie); LC = length-controlled win rate by "
                 f"AlpacaEval's `{glm}` GLM ({terms}), fitted per model ({fit}), standard error by bootstrap over {n_boot} resamples "
-                f"of the judgments; lengths in characters. Gold accuracy and gold reward (micro world only): the "
+                f"of the judgments, each refitted at the penalty the full fit chose; lengths in characters. Gold accuracy and gold reward (micro world only): the "
                 f"same answers checked against the world's gold answers.")
 
     def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
@@ -138,8 +138,8 @@ class AlpacaEval(ChatSuite):
             "discrete_win_rate": metric(lc["discrete_win_rate"], None, lc["n_total"]),
             # the judge's sampled token alone (what a text-reading judge would give)
             "sampled_win_rate": _sampled_win_rate(annotations),
-            # The SE of the minimal GLM's LC is ours: a bootstrap over annotation rows, each refitted (upstream's
-            # lc_standard_error is 0 by construction for this GLM).
+            # The SE of the minimal GLM's LC is ours: a bootstrap over annotation rows, each refitted at the chosen C
+            # (upstream's lc_standard_error is 0 by construction for this GLM).
             "lc_win_rate": metric(lc["length_controlled_winrate"], lc.get("lc_bootstrap_standard_error"),
                                   lc["n_total"], glm=glm, glm_weights=lc["glm_weights"],
                                   glm_C=lc["glm_C"] if lc["glm_C"] == lc["glm_C"] else None,
