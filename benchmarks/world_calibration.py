@@ -11,6 +11,10 @@ The items come from a split the reward model never trained on (``--split``, defa
 regenerated from the study config's ``world:`` block exactly as the data stage draws them. The reward model is a
 finished study's checkpoint (``results/<study>/models/reward_model``).
 
+Then what the study's training pairs teach about correctness: for the offline preference pairs (the annotator's
+labels) and each iterative-DPO round's best/worst pairs (the reward model's choice), the share of the pairs whose two
+answers differ in correctness in which the chosen answer is the correct one (0.5: no correctness signal).
+
     python benchmarks/world_calibration.py --config config/config.yaml               # results/<study>/ of the config
     python benchmarks/world_calibration.py --config config/config.yaml config/overlays/sound_labels.yaml
 """
@@ -69,6 +73,36 @@ def calibration(world: dict, reward_model: Path, split: str) -> dict[str, dict]:
     return out
 
 
+def pair_correctness(pairs: list[dict], gold_of: dict[str, str]) -> dict[str, float | int]:
+    """How often a set of training pairs teaches correctness: among the pairs whose chosen and rejected answers differ
+    in correctness (the world's checker against the prompt's gold answer), the share whose chosen one is correct."""
+    from world.tasks import is_correct
+
+    differing = right = 0
+    for pair in pairs:
+        gold = gold_of[pair["prompt"][-1]["content"]]
+        chosen, rejected = (is_correct(pair[k][-1]["content"], gold) for k in ("chosen", "rejected"))
+        if chosen != rejected:
+            differing += 1
+            right += chosen
+    return {"pairs": len(pairs), "differing": differing, "chosen_correct": right / differing if differing else math.nan}
+
+
+def training_pairs(world: dict, results: Path) -> dict[str, dict]:
+    """pair_correctness of what the study trained on: the offline preference pairs (the annotator's labels) and
+    every iterative-DPO round's best/worst pairs (the reward model's choice), from the study's files."""
+    from pipeline.io import read_jsonl
+    from world.data import generate_items
+
+    gold_of = {item.instruction: item.gold for split in generate_items(world).values() for item in split}
+    gold_of.update((row["prompt"][-1]["content"], row["gold"])           # the data stage's online prompts, as trained on
+                   for row in read_jsonl(results / "data" / "online_prompts.jsonl"))
+    out = {"offline prefs (annotator)": pair_correctness(read_jsonl(results / "data" / "prefs.jsonl"), gold_of)}
+    for path in sorted((results / "iterative").glob("iterative_dpo-s*/iter*/pairs.jsonl")):
+        out[f"{path.parent.parent.name} {path.parent.name} (reward model)"] = pair_correctness(read_jsonl(path), gold_of)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, nargs="+", default=[ROOT / "config" / "config.yaml"],
@@ -90,8 +124,14 @@ def main(argv: list[str] | None = None) -> None:
     print("| pairs | n | accuracy | ± SE | mean length difference (chars) |\n|---|---|---|---|---|")
     for kind, row in numbers.items():
         print(f"| {kind} | {row['n']} | {row['accuracy']:.3f} | {row['stderr']:.3f} | {row['mean_length_difference']:.1f} |")
+    pairs = training_pairs(config["world"], results)
+    print("\nWhat the training pairs teach: of the pairs whose two answers differ in correctness, the share whose "
+          "chosen answer is the correct one")
+    print("| pairs | n | differing in correctness | chosen correct |\n|---|---|---|---|")
+    for name, row in pairs.items():
+        print(f"| {name} | {row['pairs']} | {row['differing']} | {row['chosen_correct']:.3f} |")
     if args.json:
-        args.json.write_text(json.dumps(numbers, indent=1))
+        args.json.write_text(json.dumps({"reward_model": numbers, "training_pairs": pairs}, indent=1))
 
 
 if __name__ == "__main__":
