@@ -597,8 +597,8 @@ def length_controlled_win_rate(
     metrics: dict[str, Any] = win_rate(annotations["preference"])
     model_name = generators[0]
 
-    def fit(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, float], float]:
-        return _fit_glm(frame, info, instruction_difficulty, df_gamed, lam, fit_kwargs)
+    def fit(frame: pd.DataFrame, **overrides: Any) -> tuple[np.ndarray, dict[str, float], float]:
+        return _fit_glm(frame, info, instruction_difficulty, df_gamed, lam, {**fit_kwargs, **overrides})
 
     is_baseline = "generator_1" in annotations and bool((annotations["generator_1"] == model_name).all())
     if is_baseline:
@@ -609,13 +609,9 @@ def length_controlled_win_rate(
     metrics["length_controlled_winrate"] = float(np.mean(predicted) * 100)
     metrics["lc_standard_error"] = float(pd.Series(predicted).sem() * 100)
     if n_bootstrap:
-        def refit_at_chosen_C(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, float], float]:
-            at_C = dict(fit_kwargs, n_splits=0, C=chosen_C) if chosen_C == chosen_C else fit_kwargs
-            return _fit_glm(frame, info, instruction_difficulty, df_gamed, lam, at_C)
-
-        metrics["lc_bootstrap_standard_error"] = (
-            0.0 if is_baseline else _bootstrap_lc(annotations, refit_at_chosen_C, n_bootstrap, bootstrap_seed)
-        )
+        # chosen_C is NaN only when no row parsed; every resample then has none either and _fit_glm returns NaN early
+        metrics["lc_bootstrap_standard_error"] = 0.0 if is_baseline else _bootstrap_lc(
+            annotations, lambda frame: fit(frame, n_splits=0, C=chosen_C), n_bootstrap, bootstrap_seed)
     metrics.update(
         glm_name=glm_name,
         glm_weights=weights,

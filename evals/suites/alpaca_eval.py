@@ -68,8 +68,9 @@ class AlpacaEval(ChatSuite):
                 f"preference (upstream's weighted_alpaca_eval_gpt4_turbo: P(m) vs P(M) of one token; identical "
                 f"outputs tie); LC = length-controlled win rate by "
                 f"AlpacaEval's `{glm}` GLM ({terms}), fitted per model ({fit}), standard error by bootstrap over {n_boot} resamples "
-                f"of the judgments, each refitted at the penalty the full fit chose; lengths in characters. Gold accuracy and gold reward (micro world only): the "
-                f"same answers checked against the world's gold answers.")
+                f"of the judgments, each refitted at the penalty the full fit chose; lengths in characters. Gold "
+                f"accuracy and gold reward (micro world only): the same answers checked against the world's gold "
+                f"answers.")
 
     def answer(self, data: Mapping[str, Path], model: str, settings: Mapping[str, Any]) -> AnswerRounds:
         rows = read_json(need(data, BASELINE, self.name), schema="alpaca_eval_outputs")
